@@ -1,0 +1,462 @@
+"""Benchmark of the media plane on this machine. Not a test; prints tables.
+
+    .venv/bin/python bench/bench_media.py                    # 8, 32 and 64 channels, 20 s each
+    .venv/bin/python bench/bench_media.py --channels 16 --window 30 --skip-ffmpeg
+
+1. Recording: N channels of 1080p25 H.264 at 4 Mbit/s pulled over RTSP (GStreamer's server,
+   looping a file) and recorded without re-encoding, each with one live muxer, in one Xueliang
+   process, side by side with one `ffmpeg -c copy -f segment` process per channel. CPU per
+   channel, memory, and whether every channel held the full packet rate.
+2. Live: a simulated camera watched over the WebSocket of a running platform: time to first
+   frame for a new viewer, and latency from the clock burned into the picture (read back from the
+   decoded frame) to the frame's arrival at the viewer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = HERE / ".cache"
+SOURCE = CACHE / "1080p25_4M.ts"
+TICKS = os.sysconf("SC_CLK_TCK")
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_source() -> None:
+    if SOURCE.exists():
+        return
+    CACHE.mkdir(exist_ok=True)
+    print("encoding a 90 s 1080p25 4 Mbit/s source once (cached in bench/.cache) …", flush=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=25",
+            "-t",
+            "90",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            "4M",
+            "-maxrate",
+            "4M",
+            "-bufsize",
+            "4M",
+            "-g",
+            "50",
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "mpegts",
+            str(SOURCE),
+        ],
+        check=True,
+    )
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process is gone
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICKS
+
+
+def pss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:  # the process is gone
+            continue
+        m = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+        total += int(m.group(1)) if m else 0
+    return total / 1024
+
+
+def wait_line(proc: subprocess.Popen[str], word: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"process exited before {word!r}")
+        if word in line:
+            return
+    raise RuntimeError(f"no {word!r} in {timeout} s")
+
+
+def run_xueliang(urls: list[str], window: float, warmup: float) -> dict[str, float]:
+    out = Path(tempfile.mkdtemp(prefix="xl-bench-"))
+    proc = subprocess.Popen(
+        [PY, str(HERE / "media_side.py"), str(out), *urls],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def packets() -> list[int]:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        return list(json.loads(proc.stdout.readline())["packets"])
+
+    try:
+        wait_line(proc, "READY", 60)
+        time.sleep(warmup)
+        p0, c0, t0 = packets(), cpu_seconds([proc.pid]), time.monotonic()
+        time.sleep(window)
+        p1, c1, t1 = packets(), cpu_seconds([proc.pid]), time.monotonic()
+        mem = pss_mb([proc.pid])
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(out, ignore_errors=True)
+    elapsed = t1 - t0
+    rates = [(b - a) / elapsed for a, b in zip(p0, p1, strict=True)]
+    return {
+        "cpu": (c1 - c0) / elapsed * 100,
+        "mem": mem,
+        "min_fps": min(rates),
+        "median_fps": statistics.median(rates),
+    }
+
+
+def run_ffmpeg(urls: list[str], window: float, warmup: float) -> dict[str, float]:
+    out = Path(tempfile.mkdtemp(prefix="ff-bench-"))
+    procs = []
+    try:
+        for i, url in enumerate(urls):
+            progress = out / f"p{i}.txt"
+            procs.append(
+                subprocess.Popen(
+                    [
+                        "ffmpeg",
+                        "-nostdin",
+                        "-v",
+                        "error",
+                        "-rtsp_transport",
+                        "tcp",
+                        "-i",
+                        url,
+                        "-c",
+                        "copy",
+                        "-f",
+                        "segment",
+                        "-segment_time",
+                        "60",
+                        "-segment_format",
+                        "mp4",
+                        "-reset_timestamps",
+                        "1",
+                        "-progress",
+                        str(progress),
+                        str(out / f"c{i}_%03d.mp4"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            time.sleep(0.02)  # GStreamer's listen backlog: do not open all at once
+        time.sleep(warmup)
+        pids = [p.pid for p in procs]
+        f0 = [_frames(out / f"p{i}.txt") for i in range(len(urls))]
+        c0, t0 = cpu_seconds(pids), time.monotonic()
+        time.sleep(window)
+        c1, t1 = cpu_seconds(pids), time.monotonic()
+        f1 = [_frames(out / f"p{i}.txt") for i in range(len(urls))]
+        mem = pss_mb(pids)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(out, ignore_errors=True)
+    elapsed = t1 - t0
+    rates = [(b - a) / elapsed for a, b in zip(f0, f1, strict=True)]
+    return {
+        "cpu": (c1 - c0) / elapsed * 100,
+        "mem": mem,
+        "min_fps": min(rates),
+        "median_fps": statistics.median(rates),
+    }
+
+
+def _frames(progress: Path) -> int:
+    try:
+        found = re.findall(r"^frame=(\d+)", progress.read_text(), re.M)
+    except FileNotFoundError:
+        return 0
+    return int(found[-1]) if found else 0
+
+
+# --- live: time to first frame and latency ------------------------------------------------------
+
+# The simulator's seven-segment glyphs (see xueliang.media.sources.simulator._draw_text).
+_SEGMENTS = {
+    frozenset("abcdef"): "0",
+    frozenset("bc"): "1",
+    frozenset("abdeg"): "2",
+    frozenset("abcdg"): "3",
+    frozenset("bcfg"): "4",
+    frozenset("acdfg"): "5",
+    frozenset("acdefg"): "6",
+    frozenset("abc"): "7",
+    frozenset("abcdefg"): "8",
+    frozenset("abcdfg"): "9",
+}
+
+
+def read_clock(y: object, height: int) -> float | None:
+    """The burned-in HH:MM:SS.mmm of a decoded frame's luma plane, as seconds of the day."""
+    import numpy as np
+
+    plane = np.asarray(y)
+    h = max(10, height // 14)
+    w, t = max(4, h // 2), max(2, h // 10)
+    half = h // 2
+    centres = {
+        "a": (t // 2, w // 2),
+        "d": (h - 1 - t // 2, w // 2),
+        "g": (half, w // 2),
+        "f": (half // 2, t // 2),
+        "e": (half + half // 2, t // 2),
+        "b": (half // 2, w - 1 - t // 2),
+        "c": (half + half // 2, w - 1 - t // 2),
+    }
+    x, y0, text = 8, 8, ""
+    for kind in "dd:dd:dd.ddd":
+        if kind in ":.":
+            text += kind
+            x += t * 3
+            continue
+        on = frozenset(s for s, (r, c) in centres.items() if plane[y0 + r, x + c] > 128)
+        digit = _SEGMENTS.get(on)
+        if digit is None:
+            return None
+        text += digit
+        x += w + t * 2
+    hh, mm, rest = text.split(":")
+    return int(hh) * 3600 + int(mm) * 60 + float(rest)
+
+
+async def live_probe(base: str, token: str, channel: str, frames: int) -> dict[str, float]:
+    import av
+    import websockets
+
+    url = base.replace("http", "ws") + f"/api/v1/channels/{channel}/live?token={token}"
+    t0 = time.time()
+    latencies: list[float] = []
+    async with websockets.connect(url, max_size=None) as ws:
+        json.loads(await ws.recv())
+        init = await ws.recv()
+        first = await ws.recv()
+        ttff = time.time() - t0
+        codec = None
+        buf = bytes(init)
+        chunks = [(time.time(), first)]
+        for _ in range(frames):
+            chunks.append(await ws.recv_with_time() if False else (time.time(), await ws.recv()))
+    # Decode afterwards (decoding is not what is measured): frame k arrived at chunks[k][0].
+    import io
+
+    data = io.BytesIO(buf + b"".join(bytes(c) for _, c in chunks))
+    container = av.open(data, format="mp4")
+    for k, frame in enumerate(container.decode(video=0)):
+        if k == 0:
+            continue  # the cached GOP's frames arrive at once; measure the live ones
+        if k >= len(chunks):
+            break
+        at = read_clock(frame.to_ndarray(format="gray"), frame.height)
+        if at is None:
+            continue
+        arrived = chunks[k][0]
+        day = datetime.fromtimestamp(arrived, UTC)
+        since_midnight = day.hour * 3600 + day.minute * 60 + day.second + day.microsecond / 1e6
+        latencies.append((since_midnight - at) * 1000)
+    del codec
+    live = latencies[len(latencies) // 2 :] or latencies  # after the GOP replay
+    return {
+        "ttff_ms": ttff * 1000,
+        "latency_p50_ms": statistics.median(live),
+        "latency_p95_ms": sorted(live)[int(len(live) * 0.95) - 1],
+        "frames": len(live),
+    }
+
+
+def run_live() -> dict[str, float]:
+    data = Path(tempfile.mkdtemp(prefix="xl-live-"))
+    env = {
+        **os.environ,
+        "XUELIANG_ADMIN_PASSWORD": "Bench-Passw0rd-1",
+        "XUELIANG_HTTP_PORT": str(free_port()),
+    }
+    exe = [PY, "-m", "xueliang"]
+    subprocess.run([*exe, "init", "--data", str(data)], env=env, check=True, capture_output=True)
+    added = subprocess.run(
+        [
+            *exe,
+            "device",
+            "add",
+            "latency",
+            "--protocol",
+            "sim",
+            "--url",
+            "sim://h264/1280x720@25?gop=50",
+            "--data",
+            str(data),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    proc = subprocess.Popen(
+        [*exe, "run", "--data", str(data)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_line(proc, "Uvicorn running", 60)
+        base = f"http://127.0.0.1:{env['XUELIANG_HTTP_PORT']}"
+        import httpx2 as httpx
+
+        token = httpx.post(
+            f"{base}/api/v1/auth/login", json={"username": "admin", "password": "Bench-Passw0rd-1"}
+        ).json()["access_token"]
+        device = re.search(r"Device (\d{20})", added)
+        assert device
+        chans = httpx.get(
+            f"{base}/api/v1/channels",
+            params={"device_id": device.group(1)},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        channel = chans["items"][0]["id"]
+        deadline = time.monotonic() + 30
+        while (
+            httpx.get(
+                f"{base}/api/v1/channels/{channel}", headers={"Authorization": f"Bearer {token}"}
+            ).json()["status"]
+            != "online"
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("simulated camera did not come online")
+            time.sleep(0.2)
+        time.sleep(2)  # a GOP in the cache, as for any viewer joining a running camera
+        return asyncio.run(live_probe(base, token, channel, 150))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--channels", default="8,32,64")
+    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=6.0)
+    parser.add_argument("--mounts", type=int, default=4)
+    parser.add_argument("--skip-ffmpeg", action="store_true")
+    parser.add_argument("--skip-live", action="store_true")
+    args = parser.parse_args()
+
+    print(f"machine: {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    if not args.skip_live:
+        live = run_live()
+        print("\nLive view (simulated 720p25 camera, WebSocket fMP4, viewer in another process)")
+        print(f"{'time to first frame':<28}{live['ttff_ms']:>10.0f} ms   (target < 1000)")
+        print(
+            f"{'latency p50, clock→arrival':<28}{live['latency_p50_ms']:>10.0f} ms   (target < 500)"
+        )
+        print(
+            f"{'latency p95':<28}{live['latency_p95_ms']:>10.0f} ms   over {live['frames']} frames"
+        )
+
+    make_source()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "/usr/bin/python3",
+            str(HERE / "gst_file_server.py"),
+            str(port),
+            str(SOURCE),
+            str(args.mounts),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_line(server, "READY", 30)
+        print("\nRecording 1080p25 4 Mbit/s H.264 over RTSP, copy, one live muxer per channel")
+        print(
+            f"{'channels':>8} {'impl':<10} {'CPU %':>7} {'CPU %/ch':>9} {'PSS MB':>8} "
+            f"{'MB/ch':>6} {'min fps':>8} {'med fps':>8} {'server CPU %':>13}"
+        )
+        for n in [int(v) for v in args.channels.split(",")]:
+            urls = [f"rtsp://127.0.0.1:{port}/cam{i % args.mounts}" for i in range(n)]
+            impls = [("xueliang", run_xueliang)]
+            if not args.skip_ffmpeg:
+                impls.append(("ffmpeg", run_ffmpeg))
+            for name, fn in impls:
+                s0 = cpu_seconds([server.pid])
+                ts = time.monotonic()
+                r = fn(urls, args.window, args.warmup)
+                server_cpu = (cpu_seconds([server.pid]) - s0) / (time.monotonic() - ts) * 100
+                print(
+                    f"{n:>8} {name:<10} {r['cpu']:>7.1f} {r['cpu'] / n:>9.2f} {r['mem']:>8.0f} "
+                    f"{r['mem'] / n:>6.1f} {r['min_fps']:>8.1f} {r['median_fps']:>8.1f} "
+                    f"{server_cpu:>13.1f}",
+                    flush=True,
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from xueliang.cli.main import main
+
+main()

@@ -1,0 +1,111 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.requests import HTTPConnection
+
+from xueliang import __version__
+from xueliang.api import errors
+from xueliang.api.routers import (
+    audit,
+    auth,
+    channels,
+    devices,
+    exports,
+    health,
+    live,
+    orgs,
+    playback,
+    recordings,
+    registry,
+    storage,
+    users,
+)
+from xueliang.app import Platform
+from xueliang.core.errors import InvalidInput
+from xueliang.core.text import NUL
+
+API_PREFIX = "/api/v1"
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+_LANDING = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
+<title>雪亮 Xueliang</title>
+<body style="font-family:sans-serif;max-width:40em;margin:4em auto">
+<h1>雪亮 Xueliang</h1>
+<p><a href="/player/">播放器 Player</a></p>
+<p>平台已启动。接口说明：<a href="/api/v1/openapi.json">/api/v1/openapi.json</a>。</p>
+<p>The platform is running. API description:
+<a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
+</body></html>"""
+
+
+def _no_nul_in_url(request: HTTPConnection) -> None:
+    """Path and query parameters reach the database as they are; PostgreSQL text cannot hold
+    NUL, so a %00 would fail there as a server error (bodies are checked by their models)."""
+    if NUL in request.scope["path"] or any(
+        NUL in key or NUL in value for key, value in request.query_params.multi_items()
+    ):
+        raise InvalidInput("the URL must not contain NUL characters (%00)")
+
+
+def create_app(platform: Platform) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if platform.settings.media.enabled:
+            # Repair the recordings index against the files before anything records.
+            await asyncio.to_thread(platform.storage.start)
+            await asyncio.to_thread(platform.media.start)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(platform.media.stop)
+            await asyncio.to_thread(platform.storage.stop)
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Xueliang API",
+        version=__version__,
+        description="Public-security video networking platform (雪亮). Errors share one body: "
+        '`{"error": {"code", "message", "details"}}`. Objects outside the caller\'s area '
+        "answer 403, exactly as forbidden actions do.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        # The bundled docs pages load scripts from a CDN; the platform must work offline.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    errors.install(app)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(_no_nul_in_url)])
+    for module in (
+        health,
+        auth,
+        orgs,
+        devices,
+        channels,
+        registry,
+        recordings,
+        live,
+        playback,
+        exports,
+        storage,
+        users,
+        audit,
+    ):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    app.mount("/player", StaticFiles(directory=WEB / "player", html=True), name="player")
+
+    @app.get("/", include_in_schema=False)
+    def landing() -> HTMLResponse:
+        return HTMLResponse(_LANDING)
+
+    return app

@@ -1,0 +1,137 @@
+"""Composition root: builds the services for one data directory and hands them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from xueliang.access.audit import AuditLog
+from xueliang.access.audit_service import AuditService
+from xueliang.access.auth import AuthPolicy, AuthService
+from xueliang.access.users import UserService
+from xueliang.config import Settings, database_url, load_settings
+from xueliang.core.clock import Clock, SystemClock
+from xueliang.core.events import Signal
+from xueliang.core.secretbox import SecretBox
+from xueliang.datadir import DataDir
+from xueliang.media.export import ExportService
+from xueliang.media.holds import HoldService
+from xueliang.media.live import LiveService
+from xueliang.media.playback import PlaybackService
+from xueliang.media.segments import SegmentIndex
+from xueliang.media.service import MediaService
+from xueliang.media.snapshot import SnapshotService
+from xueliang.media.storage import StorageManager
+from xueliang.media.tiers import StoragePolicy, storage_tiers
+from xueliang.registry.channels import ChannelService
+from xueliang.registry.common import IdPolicy
+from xueliang.registry.devices import DeviceService
+from xueliang.registry.importer import RegisterIO
+from xueliang.registry.orgs import OrgService
+from xueliang.store import migrate
+from xueliang.store.db import Database
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    data: DataDir
+    clock: Clock
+    db: Database
+    audit: AuditLog
+    audit_records: AuditService
+    users: UserService
+    auth: AuthService
+    orgs: OrgService
+    devices: DeviceService
+    channels: ChannelService
+    register: RegisterIO
+    segments: SegmentIndex
+    media: MediaService
+    storage: StorageManager
+    holds: HoldService
+    live: LiveService
+    playback: PlaybackService
+    exports: ExportService
+    snapshots: SnapshotService
+    registry_changed: Signal
+
+    def close(self) -> None:
+        self.media.stop()
+        self.storage.stop()
+        self.db.dispose()
+
+
+def build_platform(
+    data_dir: Path,
+    *,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    migrate_db: bool = True,
+) -> Platform:
+    data = DataDir(data_dir)
+    data.require()
+    settings = settings or load_settings(data.root)
+    clock = clock or SystemClock()
+    db = Database(database_url(settings, data.root), echo=settings.database.echo)
+    if migrate_db:
+        migrate.upgrade(db)
+    audit = AuditLog(data.read_key("audit.key"), clock)
+    secrets = SecretBox(data.read_key("secret.key"))
+    ids = IdPolicy(
+        centre_code=settings.registry.centre_code,
+        industry_code=settings.registry.industry_code,
+        network_code=settings.registry.network_code,
+    )
+    a = settings.auth
+    policy = AuthPolicy(
+        max_failed_logins=a.max_failed_logins,
+        lockout_seconds=a.lockout_seconds,
+        token_ttl_minutes=a.token_ttl_minutes,
+        min_password_length=a.min_password_length,
+    )
+    users = UserService(db, audit, clock, min_password_length=a.min_password_length)
+    with db.transaction() as s:
+        users.ensure_builtin_roles(s)
+    registry_changed = Signal("registry_changed")
+    channels = ChannelService(db, audit, clock, ids, changed=registry_changed)
+    data.recordings.mkdir(exist_ok=True)
+    tiers = storage_tiers(settings.media, data.root, data.recordings)
+    for tier in tiers:
+        tier.root.mkdir(parents=True, exist_ok=True)
+    segments = SegmentIndex(db, audit, [t.root for t in tiers], clock=clock)
+    media = MediaService(
+        db,
+        secrets,
+        channels,
+        segments,
+        recordings=tiers[0].root,
+        segment_seconds=settings.media.segment_seconds,
+        backoff_cap=settings.media.reconnect_max_seconds,
+    )
+    registry_changed.connect(media.on_registry_changed)
+    return Platform(
+        settings=settings,
+        data=data,
+        clock=clock,
+        db=db,
+        audit=audit,
+        audit_records=AuditService(db, audit),
+        users=users,
+        auth=AuthService(db, audit, clock, policy),
+        orgs=OrgService(db, audit),
+        devices=DeviceService(db, audit, clock, secrets, ids, changed=registry_changed),
+        channels=channels,
+        register=RegisterIO(db, audit, clock, secrets, ids, changed=registry_changed),
+        segments=segments,
+        media=media,
+        storage=StorageManager(
+            db, audit, clock, segments, tiers, StoragePolicy.from_config(settings.media)
+        ),
+        holds=HoldService(db, audit, clock),
+        live=LiveService(media),
+        playback=PlaybackService(db, audit, segments),
+        exports=ExportService(db, audit, segments, data.root / "exports"),
+        snapshots=SnapshotService(db, audit, segments, media.hubs),
+        registry_changed=registry_changed,
+    )

@@ -1,0 +1,1 @@
+"""The ``xueliang`` command: set-up, running, and administration from the host."""

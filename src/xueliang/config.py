@@ -1,0 +1,198 @@
+"""Configuration: one TOML file in the data directory, overridden by ``XUELIANG_<SECTION>_<KEY>``.
+
+Validated once at start; an error names the bad key and where it came from (file or variable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from xueliang.core.errors import ConfigError
+
+CONFIG_FILE_NAME = "xueliang.toml"
+ENV_PREFIX = "XUELIANG_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpConfig(_Section):
+    # Loopback by default: exposing the platform is a deliberate act of configuration.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Trust X-Forwarded-For from these proxies when recording the source address in audit.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+
+class DatabaseConfig(_Section):
+    # Empty means SQLite in the data directory.
+    url: str = ""
+    echo: bool = False
+
+
+class AuthConfig(_Section):
+    max_failed_logins: int = Field(default=5, ge=1)
+    lockout_seconds: int = Field(default=900, ge=1)
+    token_ttl_minutes: int = Field(default=720, ge=1)
+    min_password_length: int = Field(default=10, ge=8)
+
+
+class RegistryConfig(_Section):
+    # 8-digit centre code (administrative division) used when the platform has to invent IDs.
+    centre_code: str = Field(default="34020000", pattern=r"^\d{8}$")
+    industry_code: str = Field(default="00", pattern=r"^\d{2}$")
+    network_code: str = Field(default="0", pattern=r"^\d$")
+
+
+class StorageTier(_Section):
+    """One recordings disk. New recordings go to the first tier; they move on to the next when
+    older than ``max_age_days`` or, oldest first, when the tier holds more than ``max_bytes``;
+    the last tier keeps them until retention expires them."""
+
+    # Absolute, or relative to the data directory.
+    path: str = Field(min_length=1, max_length=1024)
+    max_age_days: float | None = Field(default=None, gt=0)
+    # 0: no limit. On the last tier, the oldest recordings beyond it are deleted (never held ones).
+    max_bytes: int = Field(default=0, ge=0)
+
+
+class MediaConfig(_Section):
+    # Pull and record the registered cameras when the platform runs.
+    enabled: bool = True
+    segment_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
+    # Longest wait between reconnect attempts to a camera that is gone.
+    reconnect_max_seconds: float = Field(default=30.0, ge=0.1, le=600.0)
+    # Days recordings are kept: 30, the regulatory minimum, unless a channel sets its own.
+    retention_days: int = Field(default=30, ge=1, le=36500)
+    # Bytes of recordings on all tiers together (0: no quota); beyond it the oldest go first.
+    quota_bytes: int = Field(default=0, ge=0)
+    # Free space kept on every recordings filesystem, deleting the oldest recordings to get it.
+    min_free_bytes: int = Field(default=1 << 30, ge=0)
+    # Recording disks, fastest first (empty: DATA/recordings alone). In a variable, as JSON.
+    tiers: list[StorageTier] = Field(default_factory=list)
+    # Seconds between storage sweeps (retention, tier moves, quota).
+    storage_sweep_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _tiers_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _tiers_make_sense(self) -> MediaConfig:
+        if self.tiers and self.tiers[-1].max_age_days is not None:
+            raise ValueError(
+                "the last tier keeps recordings until retention expires them; "
+                "max_age_days is only for tiers that pass recordings on"
+            )
+        paths = [t.path for t in self.tiers]
+        if len(set(paths)) != len(paths):
+            raise ValueError("two tiers have the same path")
+        return self
+
+
+class DemoConfig(_Section):
+    enabled: bool = False
+
+
+class Settings(_Section):
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+
+
+SECTIONS = tuple(Settings.model_fields)
+
+# Variables with the prefix that are not configuration keys.
+NON_CONFIG_VARIABLES = frozenset({"XUELIANG_ADMIN_PASSWORD", "XUELIANG_DATA"})
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in NON_CONFIG_VARIABLES:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if section not in SECTIONS:
+            continue  # other tools' variables (tests, benchmarks) share the prefix
+        if not key:
+            raise ConfigError(f"environment variable {name} names a section, not a key")
+        overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, dict[str, str]]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in overrides.items():
+        current = merged.setdefault(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"configuration key {section!r} must be a table")
+        current.update(values)
+    return merged
+
+
+def _describe(error: ValidationError, env_keys: set[tuple[str, str]]) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(str(p) for p in item["loc"])
+        key = ".".join(loc)
+        where = ""
+        if len(loc) >= 2 and (loc[0], loc[1]) in env_keys:
+            where = f" (from {ENV_PREFIX}{loc[0].upper()}_{loc[1].upper()})"
+        lines.append(f"{key}{where}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def load_settings(
+    data_dir: Path | None = None,
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = config_file or (data_dir / CONFIG_FILE_NAME if data_dir else None)
+    if path is not None and path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    overrides = _env_overrides(environ)
+    env_keys = {(s, k) for s, keys in overrides.items() for k in keys}
+    try:
+        return Settings.model_validate(_merge(raw, overrides))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, env_keys)) from exc
+
+
+def database_url(settings: Settings, data_dir: Path) -> str:
+    if settings.database.url:
+        return settings.database.url
+    return f"sqlite:///{data_dir / 'xueliang.db'}"
+
+
+DatabaseKind = Literal["sqlite", "postgresql"]

@@ -1,0 +1,1 @@
+"""Domain-wide building blocks: GB codes, errors, clock. Imports nothing else of the package."""

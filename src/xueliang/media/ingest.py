@@ -1,0 +1,166 @@
+"""One channel's ingest loop: connect, publish packets into its hub, reconnect with back-off.
+
+Runs in its own thread. PyAV releases the GIL while FFmpeg waits on the network, so many
+channels share a process; the media workers (one process per group of channels) bound how many.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+
+import av
+
+from xueliang.media.hub import ChannelHub
+from xueliang.media.model import IngestSpec, MediaEvent, StatusChanged
+from xueliang.media.sources.base import OpenSource, Packet
+from xueliang.media.sources.rtsp import open_rtsp_source, redacted
+from xueliang.media.sources.simulator import open_simulator
+from xueliang.media.timestamps import TimestampRepair
+
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Exponential back-off between reconnects: 1, 2, 4 … capped; reset after a good session."""
+
+    def __init__(self, first: float = 1.0, cap: float = 30.0) -> None:
+        self.first, self.cap = first, cap
+        self._next = first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self.cap, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, av.error.ExitError | TimeoutError):
+        return "no data from the camera (timed out)"
+    if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.PermissionError):
+        return "authentication failed"
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return "stream not found on the camera"
+    if isinstance(exc, av.error.ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, av.error.EOFError):
+        return "the camera ended the stream"
+    text = str(exc)
+    return text[:200] if text else type(exc).__name__
+
+
+class ChannelIngest(threading.Thread):
+    def __init__(
+        self,
+        spec: IngestSpec,
+        hub: ChannelHub,
+        emit: Callable[[MediaEvent], None],
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        super().__init__(name=f"ingest-{spec.channel_id}", daemon=True)
+        self.spec = spec
+        self.hub = hub
+        self._emit = emit
+        self._stop_event = threading.Event()
+        self._backoff = backoff or Backoff()
+        self.status: str = "offline"
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def _set_status(self, status: str, reason: str | None) -> None:
+        if status == self.status and status == "online":
+            return
+        self.status = status
+        self._emit(
+            StatusChanged(self.spec.channel_id, status, reason, datetime.now(UTC))  # type: ignore[arg-type]
+        )
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self._session()
+                reason = "the camera ended the stream"
+            except Exception as exc:  # every failure of a session leads to a reconnect
+                reason = _reason(exc)
+                log.info(
+                    "channel %s (%s): %s", self.spec.channel_id, redacted(self.spec.url), reason
+                )
+            finally:
+                self.hub.end()
+            if self._stop_event.is_set():
+                break
+            self._set_status("offline", reason)
+            self._stop_event.wait(self._backoff.next())
+        self._set_status("offline", "stopped")
+
+    def _open(self) -> AbstractContextManager[OpenSource]:
+        if self.spec.url.startswith("sim:"):
+            return open_simulator(self.spec.url, self._stop_event)
+        return open_rtsp_source(self.spec)
+
+    def _publish(self, repair: dict[int, TimestampRepair], packet: Packet) -> None:
+        now = time.time()
+        for ready in repair[packet.stream_index].feed(packet):
+            self.hub.publish(ready, now)
+
+    def _session(self) -> None:
+        with self._open() as source:
+            repair = {
+                i.index: TimestampRepair(max(1, int(1 / (source.frame_rate * i.time_base))))
+                for i in source.streams
+            }
+            self.hub.begin(source.streams)
+            online = False
+            video = {i.index for i in source.streams if i.kind == "video"}
+            held: Packet | None = None
+            for packet in source.packets:
+                if self._stop_event.is_set():
+                    return
+                # A key frame may come out of FFmpeg's RTSP reader in pieces, one per RTP
+                # marker: parameter sets and the first slices, then the rest, all with the same
+                # timestamp (the first piece of a session with none). Pieces of one picture are
+                # joined before anything sees them, or a recorder would count (and a player
+                # show) two pictures. Only key frames are held, so live view waits for the
+                # next packet once per GOP, not on every frame.
+                if held is not None:
+                    if _same_picture(held, packet):
+                        held = _joined(held, packet)
+                        continue
+                    self._publish(repair, held)
+                    held = None
+                if packet.is_keyframe and packet.stream_index in video:
+                    held = packet
+                    continue
+                self._publish(repair, packet)
+                if not online:
+                    online = True
+                    self._backoff.reset()
+                    self._set_status("online", None)
+
+
+def _same_picture(held: Packet, packet: Packet) -> bool:
+    if packet.stream_index != held.stream_index:
+        return False
+    if held.dts is None and held.pts is None:
+        return packet.is_keyframe
+    return packet.dts == held.dts and packet.pts == held.pts
+
+
+def _joined(first: Packet, second: Packet) -> Packet:
+    """One packet holding both pieces of a picture, with the second's timing (the first piece
+    of a session may have none)."""
+    joined = Packet(bytes(first) + bytes(second))
+    joined.stream = second.stream
+    joined.time_base = second.time_base
+    joined.pts, joined.dts = second.pts, second.dts
+    joined.is_keyframe = True
+    return joined

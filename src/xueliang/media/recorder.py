@@ -1,0 +1,186 @@
+"""The recorder: one channel's packets into key-frame-aligned fragmented MP4 segments.
+
+Each segment starts on a key frame and closes at the first key frame after the configured length.
+Fragmented MP4 (a moof per key frame) means a killed process leaves a file that is readable up to
+its last complete fragment; start-up repair indexes such files. Packets are copied, never
+re-encoded. Runs inside the ingest thread as a hub consumer: writes go to the page cache and do
+not block on the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+from av.stream import Stream
+
+from xueliang.media.hub import StreamInfo
+from xueliang.media.model import SegmentClosed
+
+if TYPE_CHECKING:
+    Packet = av.Packet[Stream]
+else:
+    Packet = av.Packet
+
+log = logging.getLogger(__name__)
+
+MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
+def segment_path(channel_id: str, start: datetime) -> str:
+    """Relative path of a segment: ``<channel>/<YYYYMMDD>/<HHMMSS.mmm>.mp4`` in UTC."""
+    t = start.astimezone(UTC)
+    return f"{channel_id}/{t:%Y%m%d}/{t:%H%M%S}.{t.microsecond // 1000:03d}.mp4"
+
+
+def _seconds(packet: Packet) -> float | None:
+    if packet.dts is None or packet.time_base is None:
+        return None
+    return float(packet.dts * packet.time_base)
+
+
+class _Open:
+    def __init__(
+        self, path: Path, rel: str, streams: Sequence[StreamInfo], start: datetime
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.rel, self.start = path, rel, start
+        self.container = av.open(str(path), "w", format="mp4", options=MP4_OPTIONS)
+        self.map: dict[int, av.stream.Stream] = {}
+        for info in streams:
+            try:
+                self.map[info.index] = self.container.add_stream_from_template(info.template)
+            except (ValueError, av.error.FFmpegError) as exc:
+                log.warning(
+                    "segment %s: stream %s (%s) not recorded: %s", rel, info.index, info.codec, exc
+                )
+        self.codec = next((s.codec for s in streams if s.kind == "video"), "unknown")
+        # Media times in seconds: packets are shared by consumers, and a muxer rescales a
+        # packet's timestamps (and time base) to its own, so only seconds compare safely.
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        self.frame_dur = 0.0
+        self.frames = 0
+
+
+class SegmentRecorder:
+    """A hub consumer writing one channel's segments and reporting each closed one."""
+
+    def __init__(
+        self,
+        root: Path,
+        channel_id: str,
+        *,
+        segment_seconds: float,
+        on_segment: Callable[[SegmentClosed], None],
+    ) -> None:
+        self._root = root
+        self._channel_id = channel_id
+        self._segment_seconds = segment_seconds
+        self._on_segment = on_segment
+        self._streams: list[StreamInfo] = []
+        self._video: StreamInfo | None = None
+        self._open: _Open | None = None
+        self.failed: str | None = None
+
+    # --- Consumer ------------------------------------------------------------------------------
+
+    def start(self, streams: Sequence[StreamInfo]) -> None:
+        self._close()
+        self._streams = [s for s in streams if s.kind in ("video", "audio")]
+        self._video = next((s for s in streams if s.kind == "video"), None)
+
+    def offer(self, packet: Packet, wallclock: float) -> bool:
+        video = self._video
+        if video is None:
+            return True
+        is_video = packet.stream_index == video.index
+        if is_video and packet.is_keyframe and self._due(packet):
+            self._close()
+            try:
+                self._begin(packet, wallclock)
+            except (OSError, av.error.FFmpegError) as exc:
+                # A full or failing disk: report and keep ingest (and live view) running.
+                self.failed = f"cannot open a segment: {exc}"
+                log.error("channel %s: %s", self._channel_id, self.failed)
+                self._open = None
+        seg = self._open
+        if seg is None:
+            return True  # waiting for the first key frame
+        out = seg.map.get(packet.stream_index)
+        if out is None:
+            return True
+        if is_video:
+            t = _seconds(packet)
+            if t is not None:
+                if seg.first_time is None:
+                    seg.first_time = t
+                if seg.last_time is not None and t > seg.last_time:
+                    seg.frame_dur = t - seg.last_time
+                seg.last_time = t
+            seg.frames += 1
+        stream = packet.stream
+        try:
+            packet.stream = out
+            seg.container.mux(packet)
+        except (OSError, av.error.FFmpegError) as exc:
+            self.failed = f"write failed: {exc}"
+            log.error("channel %s: %s", self._channel_id, self.failed)
+            self._close()
+        finally:
+            packet.stream = stream
+        return True
+
+    def stop(self) -> None:
+        self._close()
+
+    # --- segments ------------------------------------------------------------------------------
+
+    def _due(self, packet: Packet) -> bool:
+        seg = self._open
+        if seg is None:
+            return True
+        t = _seconds(packet)
+        if seg.first_time is None or t is None:
+            return False
+        elapsed = t - seg.first_time
+        return elapsed >= self._segment_seconds
+
+    def _begin(self, packet: Packet, wallclock: float) -> None:
+        start = datetime.fromtimestamp(wallclock, UTC)
+        rel = segment_path(self._channel_id, start)
+        self._open = _Open(self._root / rel, rel, self._streams, start)
+        self.failed = None
+
+    def _close(self) -> None:
+        seg, self._open = self._open, None
+        if seg is None:
+            return
+        try:
+            seg.container.close()
+        except (OSError, av.error.FFmpegError) as exc:
+            log.error("channel %s: closing %s failed: %s", self._channel_id, seg.rel, exc)
+        if seg.frames == 0 or seg.first_time is None or seg.last_time is None:
+            seg.path.unlink(missing_ok=True)
+            return
+        span = seg.last_time - seg.first_time + seg.frame_dur
+        try:
+            size = os.path.getsize(seg.path)
+        except OSError:
+            return
+        self._on_segment(
+            SegmentClosed(
+                channel_id=self._channel_id,
+                path=seg.rel,
+                start=seg.start,
+                end=seg.start + timedelta(seconds=float(span)),
+                bytes=size,
+                codec=seg.codec,
+                frames=seg.frames,
+            )
+        )

@@ -1,0 +1,212 @@
+"""Fixtures shared by the suite.
+
+The database under test is SQLite unless XUELIANG_TEST_DB=postgresql; then it is the server at
+XUELIANG_TEST_DATABASE_URL, or a throw-away cluster this run starts itself. `make test` runs the
+suite both ways.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from tests.support.postgres import throwaway_cluster
+from tests.support.rtsp_peer import RtspPeer
+from xueliang.access import passwords
+from xueliang.access.principal import SYSTEM
+from xueliang.api.app import create_app
+from xueliang.app import Platform, build_platform
+from xueliang.config import Settings
+from xueliang.core.clock import ManualClock
+from xueliang.datadir import DataDir
+from xueliang.registry.schemas import ChannelCreate, DeviceCreate, OrgCreate
+from xueliang.store import migrate
+from xueliang.store.db import Database
+
+ADMIN_PASSWORD = "Admin-Passw0rd-for-tests"
+DB_KIND = os.environ.get("XUELIANG_TEST_DB", "sqlite")
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id at production cost takes tens of ms a hash and the suite hashes thousands of
+    times; tests keep the algorithm and lower the cost. (Subprocess tests use the real cost.)"""
+    monkeypatch.setattr(
+        passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str | None]:
+    if DB_KIND != "postgresql":
+        yield None
+        return
+    given = os.environ.get("XUELIANG_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    with throwaway_cluster() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: str | None) -> str | None:
+    """A migrated template database; each test gets a copy (CREATE DATABASE … TEMPLATE)."""
+    if pg_server is None:
+        return None
+    name = f"xl_template_{os.getpid()}"
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    db = Database(_with_db(pg_server, name))
+    migrate.upgrade(db)
+    db.dispose()
+    return name
+
+
+def _with_db(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, pg_server: str | None, pg_template: str | None) -> Iterator[str]:
+    if pg_server is None:
+        yield f"sqlite:///{tmp_path / 'xueliang.db'}"
+        return
+    name = f"xl_test_{os.getpid()}_{next(_counter)}"
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    try:
+        yield _with_db(pg_server, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    s = Settings()
+    s.database.url = database_url
+    s.auth.lockout_seconds = 300
+    # Tests that pull streams start the media service themselves, against their own peers.
+    s.media.enabled = False
+    return s
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, settings: Settings) -> DataDir:
+    d = DataDir(tmp_path / "data")
+    d.create(settings)
+    return d
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def platform(data_dir: DataDir, settings: Settings, clock: ManualClock) -> Iterator[Platform]:
+    p = build_platform(data_dir.root, settings=settings, clock=clock)
+    p.users.bootstrap_admin(ADMIN_PASSWORD)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def client(platform: Platform) -> Iterator[TestClient]:
+    with TestClient(create_app(platform)) as c:
+        yield c
+
+
+# --- media: a real RTSP camera (GStreamer's server) and a platform that records briefly ------
+
+
+@pytest.fixture
+def peer() -> Iterator[RtspPeer]:
+    p = RtspPeer()
+    p.start()
+    try:
+        yield p
+    finally:
+        p.kill()
+
+
+@pytest.fixture
+def media_platform(platform: Platform) -> Iterator[Platform]:
+    platform.media._segment_seconds = 1.0  # short segments keep the test short
+    platform.media._backoff_cap = 0.5
+    yield platform
+    platform.media.stop()
+
+
+def login(client: TestClient, username: str, password: str) -> dict[str, str]:
+    r = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture
+def admin_headers(client: TestClient) -> dict[str, str]:
+    return login(client, "admin", ADMIN_PASSWORD)
+
+
+# --- a small area with two towns, used by scoping tests ------------------------------------
+
+TOWN_A, TOWN_B = "340202001", "340202002"
+VILLAGE_A, VILLAGE_B = "340202001001", "340202002001"
+GRID_A = "340202001001001"
+
+
+def seed_two_towns(p: Platform) -> dict[str, Any]:
+    """County → towns A and B → a village each → a grid in A; two cameras per village."""
+    for code, name, level, parent in [
+        ("340202", "县", "county", None),
+        (TOWN_A, "甲镇", "town", "340202"),
+        (TOWN_B, "乙镇", "town", "340202"),
+        (VILLAGE_A, "甲村", "village", TOWN_A),
+        (VILLAGE_B, "乙村", "village", TOWN_B),
+        (GRID_A, "甲村网格", "grid", VILLAGE_A),
+    ]:
+        p.orgs.create(SYSTEM, OrgCreate(code=code, name=name, level=level, parent=parent))
+    out: dict[str, Any] = {"a": [], "b": [], "devices_a": [], "devices_b": []}
+    for side, village in (("a", VILLAGE_A), ("b", VILLAGE_B)):
+        for n in range(2):
+            d = p.devices.create(
+                SYSTEM,
+                DeviceCreate(
+                    name=f"{side}-cam-{n}",
+                    protocol="rtsp",
+                    url=f"rtsp://127.0.0.1:8554/{side}{n}",
+                    org=village,
+                ),
+            )
+            out[f"devices_{side}"].append(d.id)
+            chans, _ = p.channels.list(SYSTEM, device=d.id)
+            out[side].append(chans[0].id)
+    # An NVR in town B with an extra channel in town A's grid: visible device for A via channel.
+    nvr = p.devices.create(
+        SYSTEM, DeviceCreate(name="b-nvr", protocol="gb28181", kind="nvr", org=VILLAGE_B)
+    )
+    ch = p.channels.create(
+        SYSTEM, ChannelCreate(device=nvr.id, name="nvr-ch-in-a", org=VILLAGE_A, grid=GRID_A)
+    )
+    out["nvr"] = nvr.id
+    out["a"].append(ch.id)
+    return out
