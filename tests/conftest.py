@@ -150,8 +150,8 @@ def peer() -> Iterator[RtspPeer]:
 
 @pytest.fixture
 def media_platform(platform: Platform) -> Iterator[Platform]:
-    platform.media._segment_seconds = 1.0  # short segments keep the test short
-    platform.media._backoff_cap = 0.5
+    platform.media.segment_seconds = 1.0  # short segments keep the test short
+    platform.media.backoff_cap = 0.5
     yield platform
     platform.media.stop()
 

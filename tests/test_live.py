@@ -88,21 +88,25 @@ def test_live_stream_is_playable_fmp4_from_a_key_frame(
 def test_last_viewer_leaving_stops_the_live_muxer(
     platform: Platform, client: TestClient, admin_headers: dict[str, str], live_channel: str
 ) -> None:
-    hub = platform.media.hubs[live_channel]
-    before = hub.consumer_count  # the recorder
+    def consumers() -> int:  # on the channel's hub, in its media worker
+        return platform.media.stats()[live_channel].consumers
+
+    before = consumers()  # the recorder
     url = f"/api/v1/channels/{live_channel}/live?token={_token(admin_headers)}"
     with client.websocket_connect(url) as a, client.websocket_connect(url) as b:
         for ws in (a, b):
             assert json.loads(ws.receive_text())["type"] == "init"
             ws.receive_bytes()
             ws.receive_bytes()
-        assert hub.consumer_count == before + 1  # one muxer for both viewers
+        assert consumers() == before + 1  # one muxer for both viewers
+        assert platform.live.watching() == [live_channel]
     deadline = time.monotonic() + 10
-    while hub.consumer_count != before:
+    while consumers() != before:
         assert time.monotonic() < deadline, "live muxer still subscribed"
         # Each viewer's leave runs in the app's loop after the socket closes: wait for it
         # by touching the app (a request is processed after pending tasks).
         client.get("/api/v1/health")
+    assert platform.live.watching() == []
 
 
 @pytest.mark.parametrize(("who", "code"), [("nobody", 4401), ("outsider", 4403), ("missing", 4404)])

@@ -89,7 +89,7 @@ def test_playback_in_chromium_plays_a_recorded_range(
     sim_channel: str,
 ) -> None:
     platform.settings.media.enabled = True
-    platform.media._segment_seconds = 1.0
+    platform.media.segment_seconds = 1.0
     events = Events(platform)
     token = admin_headers["Authorization"].removeprefix("Bearer ")
     with serve(create_app(platform)) as base:

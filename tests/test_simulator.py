@@ -49,7 +49,7 @@ def test_simulator_starts_on_a_key_frame_with_90khz_timestamps(codec: str) -> No
 def test_simulated_camera_records_and_plays_live(
     platform: Platform, client: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    platform.media._segment_seconds = 1.0
+    platform.media.segment_seconds = 1.0
     events = Events(platform)
     r = client.post(
         "/api/v1/devices",

@@ -672,7 +672,7 @@ def test_hold_api_permissions_scope_and_audit(
 def test_recording_continues_while_the_quota_sweeps(
     platform: Platform, client: TestClient, admin_headers: Headers, peer: RtspPeer
 ) -> None:
-    platform.media._segment_seconds = 1.0
+    platform.media.segment_seconds = 1.0
     storage = platform.storage
     storage.policy = StoragePolicy(sweep_seconds=0.1)  # no quota yet
     events = Events(platform)
@@ -705,8 +705,7 @@ def test_recording_continues_while_the_quota_sweeps(
         assert audits(platform, "recording.expire"), "the sweeper deleted nothing"
         # Recording goes on beside the sweeper.
         later += events.segments(channel, 2, 20)
-        recorder = platform.media._running[channel].recorder
-        assert recorder is not None and recorder.failed is None
+        assert platform.media.stats()[channel].recorder_failed is None
     finally:
         platform.media.stop()
         storage.stop()

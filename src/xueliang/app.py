@@ -108,8 +108,18 @@ def build_platform(
         recordings=tiers[0].root,
         segment_seconds=settings.media.segment_seconds,
         backoff_cap=settings.media.reconnect_max_seconds,
+        channels_per_worker=settings.media.channels_per_worker,
     )
     registry_changed.connect(media.on_registry_changed)
+    storage = StorageManager(
+        db, audit, clock, segments, tiers, StoragePolicy.from_config(settings.media)
+    )
+
+    # A media worker that died leaves its segments in progress unindexed: index what it wrote.
+    def repair_lost(channel_ids: list[str]) -> None:
+        storage.repair(channel_ids)
+
+    media.on_worker_lost = repair_lost
     return Platform(
         settings=settings,
         data=data,
@@ -125,13 +135,11 @@ def build_platform(
         register=RegisterIO(db, audit, clock, secrets, ids, changed=registry_changed),
         segments=segments,
         media=media,
-        storage=StorageManager(
-            db, audit, clock, segments, tiers, StoragePolicy.from_config(settings.media)
-        ),
+        storage=storage,
         holds=HoldService(db, audit, clock),
         live=LiveService(media),
         playback=PlaybackService(db, audit, segments),
         exports=ExportService(db, audit, segments, data.root / "exports"),
-        snapshots=SnapshotService(db, audit, segments, media.hubs),
+        snapshots=SnapshotService(db, audit, segments, media.latest_keyframe),
         registry_changed=registry_changed,
     )

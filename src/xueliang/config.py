@@ -75,6 +75,9 @@ class MediaConfig(_Section):
     # Pull and record the registered cameras when the platform runs.
     enabled: bool = True
     segment_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
+    # Channels per media worker process (one process holds 32-48 1080p streams before its
+    # threads contend; more channels start more workers).
+    channels_per_worker: int = Field(default=32, ge=1, le=256)
     # Longest wait between reconnect attempts to a camera that is gone.
     reconnect_max_seconds: float = Field(default=30.0, ge=0.1, le=600.0)
     # Days recordings are kept: 30, the regulatory minimum, unless a channel sets its own.

@@ -47,10 +47,12 @@ class StreamInfo:
 
 @dataclass(frozen=True, slots=True)
 class KeyFrame:
-    """A copy of a channel's newest video key frame, for a snapshot."""
+    """A copy of a channel's newest video key frame, for a snapshot: plain data, so that it
+    crosses from a media worker to the control process."""
 
-    packet: Packet  # its own copy of the data; no timestamps
-    stream: StreamInfo
+    data: bytes
+    codec: str  # FFmpeg decoder name (h264, hevc)
+    extradata: bytes | None  # the stream's parameter sets where they are out of band
     wallclock: float  # when it arrived (seconds since the epoch)
 
 
@@ -121,10 +123,7 @@ class ChannelHub:
                     c.stop()
 
     def latest_keyframe(self) -> KeyFrame | None:
-        """The newest video key frame and its stream; None before the first one of a session.
-
-        The packet is a copy: the hub's own is shared with consumers, which may retime it.
-        """
+        """The newest video key frame; None before the first one of a session."""
         with self._state:
             if not self._gop or self._video_index is None:
                 return None
@@ -135,9 +134,8 @@ class ChannelHub:
             data = bytes(packet)
         if info is None:
             return None
-        copy = Packet(data)
-        copy.is_keyframe = True
-        return KeyFrame(copy, info, wallclock)
+        extradata = info.template.codec_context.extradata
+        return KeyFrame(data, info.template.codec_context.name, extradata or None, wallclock)
 
     def subscribe(self, consumer: Consumer) -> None:
         """Add a consumer; it receives the streams and the current GOP at once.

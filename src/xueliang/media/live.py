@@ -1,8 +1,9 @@
 """Live view: per channel, one fragmented-MP4 muxer fed by the hub, fanned out to viewers.
 
-The muxer runs in the channel's ingest thread (a hub consumer) and writes one moof+mdat per
-frame, so a frame reaches the browser one frame interval after it arrives. Fragments cross to
-the event loop once per fragment (not once per viewer) and are queued per viewer; a viewer whose
+The muxer runs in the channel's media worker, in its ingest thread (a hub consumer), and writes
+one moof+mdat per frame, so a frame reaches the browser one frame interval after it arrives.
+Fragments cross to the control process and its event loop once per fragment (not once per
+viewer) and are queued per viewer; a viewer whose
 queue fills (a slow network) is dropped, never slowing the others or ingest. A new viewer gets
 the init segment and the fragments since the last key frame, so it shows a picture at once.
 
@@ -16,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -177,7 +177,6 @@ class _LiveChannel:
         self.viewers: set[Viewer] = set()
         self.init: InitMessage | None = None
         self.gop: list[Fragment] = []
-        self.muxer: LiveMuxer | None = None
         # HLS: finished GOPs as segments, and when the open GOP began.
         self.hls: deque[HlsSegment] = deque(maxlen=HLS_SEGMENTS)
         self.hls_seq = 0
@@ -191,6 +190,8 @@ class _LiveChannel:
             self.init, self.gop = item, []
             self.hls.clear()  # new codec parameters: old segments no longer fit the init
         elif isinstance(item, Fragment):
+            if self.init is None:
+                return  # a fragment before any init cannot be played
             if item.keyframe:
                 if self.gop:
                     self.hls.append(
@@ -205,6 +206,8 @@ class _LiveChannel:
                 self.gop, self.gop_started = [item], now
             elif self.gop:
                 self.gop.append(item)
+        else:  # Closed: the channel is no longer pulled; its viewers are told and let go
+            self.init, self.gop = None, []
         for viewer in list(self.viewers):
             self._send(viewer, item)
 
@@ -229,7 +232,17 @@ class LiveService:
     def __init__(self, media: MediaService) -> None:
         self._media = media
         self._channels: dict[str, _LiveChannel] = {}
-        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        media.live_sink = self._on_item
+
+    def _on_item(self, channel_id: str, item: LiveItem) -> None:
+        """From a media worker's reader thread: hand the item to the event loop."""
+        ch, loop = self._channels.get(channel_id), self._loop
+        if ch is None or loop is None:
+            return
+        # RuntimeError: the loop has closed (shutdown), so nobody is watching.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(ch.dispatch, item)
 
     def hls_active(self, channel_id: str) -> bool:
         ch = self._channels.get(channel_id)
@@ -241,27 +254,21 @@ class LiveService:
         ch = self._channels.get(channel_id)
         return len(ch.viewers) if ch else 0
 
+    def watching(self) -> list[str]:
+        """Channels whose live muxer runs (someone watches, or HLS was asked for lately)."""
+        return sorted(self._channels)
+
     async def join(self, channel_id: str) -> Viewer:
         """Start watching. Raises LookupError when the channel has no live source."""
-        hub = self._media.hubs.get(channel_id)
-        if hub is None:
+        if not self._media.is_pulled(channel_id):
             raise LookupError(f"channel {channel_id} has no live source")
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         viewer = Viewer(channel_id)
         ch = self._channels.get(channel_id)
         if ch is None:
             ch = self._channels[channel_id] = _LiveChannel(channel_id)
-            dispatch = ch.dispatch
-
-            def emit(item: LiveItem) -> None:
-                # RuntimeError: the loop has closed (shutdown), so nobody is watching.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(dispatch, item)
-
-            ch.muxer = LiveMuxer(emit)
             ch.viewers.add(viewer)
-            # Subscribing replays the GOP through the muxer in this thread, so do it off-loop.
-            await asyncio.to_thread(hub.subscribe, ch.muxer)
+            self._media.watch(channel_id)  # one pipe write: cheap enough on the loop
         else:
             ch.viewers.add(viewer)
             ch.welcome(viewer)
@@ -279,11 +286,7 @@ class LiveService:
         if ch.viewers or ch.hls_until > loop.time() or self._channels.get(ch.channel_id) is not ch:
             return
         del self._channels[ch.channel_id]
-        hub = self._media.hubs.get(ch.channel_id)
-        if hub is not None and ch.muxer is not None:
-            # Shielded: leave() runs while the viewer's task is being cancelled, and the
-            # muxer must come off the hub all the same.
-            await asyncio.shield(asyncio.to_thread(hub.unsubscribe, ch.muxer))
+        self._media.unwatch(ch.channel_id)
 
     # --- HLS (the fallback where WebSocket + MSE is not available) --------------------------
 

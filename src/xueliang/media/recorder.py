@@ -29,7 +29,9 @@ else:
 
 log = logging.getLogger(__name__)
 
-MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# flush_packets: each finished fragment (one GOP) goes to the file at once, not when FFmpeg's
+# I/O buffer fills, so a killed process loses at most the GOP in progress.
+MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
 def segment_path(channel_id: str, start: datetime) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -147,13 +147,16 @@ class RecordingRepair:
         self._index = index
         self._tiers = tiers  # the manager's list itself, so a change to it is seen here
 
-    def repair(self) -> RepairReport:
+    def repair(self, only: Collection[str] | None = None) -> RepairReport:
         """Check the index and the files against each other and mend both (run before
         ingest). Files without a row are probed and indexed if readable, else moved aside to
         ``damaged/``; rows without a file are removed; a file found in another tier than its
-        row names is followed; the second copy of an interrupted move is removed."""
+        row names is followed; the second copy of an interrupted move is removed.
+
+        ``only``: just these channels (those of a media worker that died, while the others
+        go on recording: their files in progress must not be touched)."""
         report = RepairReport(started_at=self._clock.now())
-        files = self._scan(report)
+        files = self._scan(report, only)
         with self._db.read() as s:
             channels = {gb_id: pk for pk, gb_id in s.execute(select(Channel.pk, Channel.gb_id))}
             with_rows = set(
@@ -161,7 +164,10 @@ class RecordingRepair:
                     select(Channel.gb_id).where(exists().where(Segment.channel_pk == Channel.pk))
                 )
             )
-        for gb_id in sorted(set(files) | with_rows):
+        todo = set(files) | with_rows
+        if only is not None:
+            todo &= set(only)
+        for gb_id in sorted(todo):
             on_disk = files.get(gb_id, {})
             pk = channels.get(gb_id)
             if pk is None:
@@ -185,7 +191,9 @@ class RecordingRepair:
             )
         return report
 
-    def _scan(self, report: RepairReport) -> dict[str, dict[str, list[int]]]:
+    def _scan(
+        self, report: RepairReport, only: Collection[str] | None = None
+    ) -> dict[str, dict[str, list[int]]]:
         """Segment files on every tier: channel -> relative path -> tiers holding it. Leftover
         temporary files of interrupted moves are removed on the way."""
         files: dict[str, dict[str, list[int]]] = {}
@@ -197,6 +205,7 @@ class RecordingRepair:
                     not channel_dir.is_dir()
                     or channel_dir.name == DAMAGED_DIR
                     or channel_dir.name.startswith(".")
+                    or (only is not None and channel_dir.name not in only)
                 ):
                     continue
                 for day_dir in sorted(channel_dir.iterdir()):

@@ -1,8 +1,9 @@
-"""The media service in the control process: runs one ingest per channel and records what
-happens (segments into the index, status into the registry).
+"""The media service in the control process: decides what is pulled (from the registry), has
+the media workers pull and record it, and records what happens (segments into the index, status
+into the registry).
 
-This first form runs ingest threads inside the platform process; the supervised media worker
-processes (a bounded group of channels each) take the same IngestSpec and report the same events.
+Ingest, recording and live muxing run in supervised worker processes (pool.py), a bounded group
+of channels each; this process only stores their reports and relays live fragments.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from xueliang.core.secretbox import SecretBox
-from xueliang.media.hub import ChannelHub
-from xueliang.media.ingest import Backoff, ChannelIngest
+from xueliang.media.hub import KeyFrame
+from xueliang.media.ipc import ChannelStats
+from xueliang.media.live import LiveItem
 from xueliang.media.model import IngestSpec, MediaEvent, SegmentClosed, StatusChanged
-from xueliang.media.recorder import SegmentRecorder
+from xueliang.media.pool import WorkerInfo, WorkerPool
 from xueliang.media.segments import SegmentIndex
 from xueliang.registry.channels import ChannelService
 from xueliang.store.db import Database
@@ -27,12 +29,6 @@ from xueliang.store.models import Channel, Device
 log = logging.getLogger(__name__)
 
 PULLED_PROTOCOLS = ("rtsp", "sim")
-
-
-class _Running:
-    def __init__(self, ingest: ChannelIngest, recorder: SegmentRecorder | None) -> None:
-        self.ingest = ingest
-        self.recorder = recorder
 
 
 class MediaService:
@@ -46,30 +42,59 @@ class MediaService:
         recordings: Path,
         segment_seconds: float,
         backoff_cap: float = 30.0,
+        channels_per_worker: int = 32,
     ) -> None:
         self._db = db
         self._secrets = secrets
         self._channels = channels
         self._index = index
         self._root = recordings
-        self._segment_seconds = segment_seconds
-        self._backoff_cap = backoff_cap
+        # Read when the workers start (tests shorten segments before starting).
+        self.segment_seconds = segment_seconds
+        self.backoff_cap = backoff_cap
+        self.channels_per_worker = channels_per_worker
         self._lock = threading.Lock()
-        self._running: dict[str, _Running] = {}
-        self._started = False
-        self.hubs: dict[str, ChannelHub] = {}
+        self._pool: WorkerPool | None = None
         # Called with every event after it was stored (the console's push channel, tests).
         self.listeners: list[Callable[[MediaEvent], None]] = []
+        # Where live fragments go (the LiveService), and what to do for the channels of a
+        # worker that died (repair their recordings).
+        self.live_sink: Callable[[str, LiveItem], None] | None = None
+        self.on_worker_lost: Callable[[list[str]], None] | None = None
 
     def start(self) -> None:
-        self._started = True
+        with self._lock:
+            if self._pool is None:
+                self._pool = WorkerPool(
+                    recordings=self._root,
+                    segment_seconds=self.segment_seconds,
+                    backoff_cap=self.backoff_cap,
+                    per_worker=self.channels_per_worker,
+                    on_event=self._on_event,
+                    on_live=self._on_live,
+                    on_lost=self._on_lost,
+                )
+                self._pool.start()
         self.sync()
 
+    def stop(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+
     def on_registry_changed(self) -> None:
-        if self._started:
+        if self._pool is not None:
             self.sync()
 
-    # --- events from ingest threads ---------------------------------------------------------
+    @property
+    def pool(self) -> WorkerPool:
+        pool = self._pool
+        if pool is None:
+            raise LookupError("the media service is not running")
+        return pool
+
+    # --- reports from the workers ------------------------------------------------------------
 
     def _on_event(self, event: MediaEvent) -> None:
         try:
@@ -77,10 +102,19 @@ class MediaService:
                 self._index.add(event)
             elif isinstance(event, StatusChanged):
                 self._channels.set_status(event.channel_id, event.status, event.reason, event.at)
-        except Exception:  # an event lost must not kill the ingest thread that reported it
+        except Exception:  # an event lost must not stop the worker's reader that reported it
             log.exception("media event %r could not be stored", event)
         for listener in list(self.listeners):
             listener(event)
+
+    def _on_live(self, channel_id: str, item: LiveItem) -> None:
+        sink = self.live_sink
+        if sink is not None:
+            sink(channel_id, item)
+
+    def _on_lost(self, channel_ids: list[str]) -> None:
+        if self.on_worker_lost is not None:
+            self.on_worker_lost(channel_ids)
 
     # --- what to pull ------------------------------------------------------------------------
 
@@ -114,47 +148,40 @@ class MediaService:
             return out
 
     def sync(self) -> None:
-        """Start what should run, stop what should not, restart what changed."""
-        wanted = {spec.channel_id: spec for spec in self.specs()}
-        with self._lock:
-            for channel_id in list(self._running):
-                running = self._running[channel_id]
-                if wanted.get(channel_id) != running.ingest.spec:
-                    self._stop(channel_id)
-            for channel_id, spec in wanted.items():
-                if channel_id not in self._running:
-                    self._start(spec)
-
-    def _start(self, spec: IngestSpec) -> None:
-        hub = self.hubs.setdefault(spec.channel_id, ChannelHub(spec.channel_id))
-        recorder = None
-        if spec.record:
-            recorder = SegmentRecorder(
-                self._root,
-                spec.channel_id,
-                segment_seconds=self._segment_seconds,
-                on_segment=self._on_event,
-            )
-            hub.subscribe(recorder)
-        ingest = ChannelIngest(spec, hub, self._on_event, backoff=Backoff(cap=self._backoff_cap))
-        self._running[spec.channel_id] = _Running(ingest, recorder)
-        ingest.start()
-
-    def _stop(self, channel_id: str) -> None:
-        running = self._running.pop(channel_id)
-        running.ingest.stop()
-        running.ingest.join(timeout=15)
-        if running.recorder is not None:
-            self.hubs[channel_id].unsubscribe(running.recorder)
-
-    def stop(self) -> None:
-        self._started = False
-        with self._lock:
-            for channel_id in list(self._running):
-                self._running[channel_id].ingest.stop()
-            for channel_id in list(self._running):
-                self._stop(channel_id)
+        """Have the workers run exactly what the registry says should be pulled."""
+        pool = self._pool
+        if pool is not None:
+            pool.assign(self.specs())
 
     def running(self) -> list[str]:
-        with self._lock:
-            return sorted(self._running)
+        pool = self._pool
+        return pool.running() if pool is not None else []
+
+    def is_pulled(self, channel_id: str) -> bool:
+        pool = self._pool
+        return pool is not None and pool.channel_worker(channel_id) is not None
+
+    # --- live view, snapshots, statistics -----------------------------------------------------
+
+    def watch(self, channel_id: str) -> None:
+        """Start the channel's live muxer; fragments reach ``live_sink``. LookupError when the
+        channel is not pulled."""
+        if self._pool is None:
+            raise LookupError(f"channel {channel_id} has no live source")
+        self._pool.watch(channel_id)
+
+    def unwatch(self, channel_id: str) -> None:
+        if self._pool is not None:
+            self._pool.unwatch(channel_id)
+
+    def latest_keyframe(self, channel_id: str) -> KeyFrame | None:
+        pool = self._pool
+        return pool.latest_keyframe(channel_id) if pool is not None else None
+
+    def stats(self) -> dict[str, ChannelStats]:
+        pool = self._pool
+        return pool.stats() if pool is not None else {}
+
+    def workers(self) -> list[WorkerInfo]:
+        pool = self._pool
+        return pool.workers() if pool is not None else []

@@ -13,7 +13,7 @@ Nothing here needs Pillow: PyAV decodes, converts to full-range YUV and encodes 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -26,7 +26,7 @@ from xueliang.access.audit import AuditLog
 from xueliang.access.permissions import Permission
 from xueliang.access.principal import Principal
 from xueliang.core.errors import NotFound
-from xueliang.media.hub import ChannelHub, KeyFrame
+from xueliang.media.hub import KeyFrame
 from xueliang.media.playback import SegmentReader, utc
 from xueliang.media.segments import SegmentIndex
 from xueliang.registry.common import visible_channel
@@ -58,13 +58,14 @@ def encode_jpeg(frame: VideoFrame) -> bytes:
 
 def decode_keyframe(key: KeyFrame) -> VideoFrame | None:
     """Decode one key frame with a decoder set up from its stream's parameters."""
-    template = key.stream.template.codec_context
-    dec = av.CodecContext.create(template.name, "r")
+    dec = av.CodecContext.create(key.codec, "r")
     if not isinstance(dec, VideoCodecContext):
         return None
-    if template.extradata:
-        dec.extradata = template.extradata
-    frames = dec.decode(key.packet) + dec.decode(None)
+    if key.extradata:
+        dec.extradata = key.extradata
+    packet = av.Packet(key.data)
+    packet.is_keyframe = True
+    frames = dec.decode(packet) + dec.decode(None)
     return frames[-1] if frames else None
 
 
@@ -101,12 +102,12 @@ class SnapshotService:
         db: Database,
         audit: AuditLog,
         segments: SegmentIndex,
-        hubs: Mapping[str, ChannelHub],
+        latest_keyframe: Callable[[str], KeyFrame | None],
     ) -> None:
         self._db = db
         self._audit = audit
         self._segments = segments
-        self._hubs = hubs
+        self._latest_keyframe = latest_keyframe  # asks the channel's media worker
 
     def take(self, principal: Principal, channel_id: str, at: datetime | None = None) -> Snapshot:
         """A JPEG of the channel now (``at`` None) or at a recorded time; audited."""
@@ -127,8 +128,7 @@ class SnapshotService:
         return snap
 
     def _live(self, channel_id: str) -> Snapshot:
-        hub = self._hubs.get(channel_id)
-        key = hub.latest_keyframe() if hub is not None else None
+        key = self._latest_keyframe(channel_id)
         if key is None:
             raise NotFound(f"channel {channel_id} has no live picture (not online or not pulled)")
         try:

@@ -29,7 +29,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -530,11 +530,11 @@ class StorageManager:
 
     # --- start-up repair ------------------------------------------------------------------
 
-    def repair(self) -> RepairReport:
+    def repair(self, only: Collection[str] | None = None) -> RepairReport:
         """Check the index and the files against each other and mend both (run before
-        ingest); see RecordingRepair.repair."""
+        ingest, or for the channels of a media worker that died); see RecordingRepair.repair."""
         with self._lock:
-            report = self._repair.repair()
+            report = self._repair.repair(only)
             self.last_repair = report
             return report
 

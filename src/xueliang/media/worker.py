@@ -1,0 +1,160 @@
+"""A media worker process: runs a bounded group of channels for the control process.
+
+    python -m xueliang.media.worker        (started by the control process's WorkerPool)
+
+Commands arrive on stdin and reports leave on stdout (see ipc.py). One Python process holds
+32–48 streams before its threads contend for the GIL, so the platform runs several workers;
+a worker is also the unit that later runs on other machines.
+
+The worker exits when told to, or when stdin closes (the control process died): it never
+outlives the platform. Reports are queued to a writer thread so that an ingest thread never
+blocks on the pipe; live fragments are dropped (events never) when the control process falls
+far behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+from xueliang.media import ipc
+from xueliang.media.live import LiveItem
+from xueliang.media.model import MediaEvent
+from xueliang.media.runner import ChannelRunner
+
+log = logging.getLogger("xueliang.media.worker")
+
+# Live bytes allowed in the outgoing queue before fragments are dropped (a few seconds of
+# dozens of watched 1080p channels).
+LIVE_BACKLOG_BYTES = 64 * 1024 * 1024
+
+
+class Sender:
+    """Frames reports onto the pipe from one thread; anyone may call ``send``."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._live_backlog = 0
+        self._lock = threading.Lock()
+        self.live_dropped = 0
+        self._thread = threading.Thread(target=self._run, name="worker-sender", daemon=True)
+        self._thread.start()
+
+    def send(self, message: ipc.Report) -> None:
+        frame = ipc.encode(message)
+        if isinstance(message, ipc.Live):
+            with self._lock:
+                if self._live_backlog > LIVE_BACKLOG_BYTES:
+                    self.live_dropped += 1
+                    return
+                self._live_backlog += len(frame)
+            # Marked so the writer can count it off the backlog.
+            self._queue.put(b"L" + frame)
+        else:
+            self._queue.put(b"E" + frame)
+
+    def _run(self) -> None:
+        done = False
+        while not done:
+            # Whatever is queued goes out in one write: one syscall for many small reports.
+            items = [self._queue.get()]
+            while len(items) < 256:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            done = None in items
+            batch = [b for b in items if b is not None]
+            live = sum(len(b) - 1 for b in batch if b[:1] == b"L")
+            try:
+                self._out.write(b"".join(memoryview(b)[1:] for b in batch))
+                self._out.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                return  # the control process is gone; stdin's end stops the worker
+            with self._lock:
+                self._live_backlog -= live
+
+    def close(self) -> None:
+        """Send what is queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+
+def serve(commands: BinaryIO, out: BinaryIO) -> None:
+    sender = Sender(out)
+    sender.send(ipc.Ready(os.getpid()))
+    runner: ChannelRunner | None = None
+
+    def event(e: MediaEvent) -> None:
+        sender.send(ipc.Event(e))
+
+    try:
+        while True:
+            try:
+                cmd = ipc.read_message(commands)
+            except ipc.ProtocolError as exc:
+                log.error("media worker: bad command stream (%s); stopping", exc)
+                break
+            if cmd is None or isinstance(cmd, ipc.Shutdown):
+                break
+            if isinstance(cmd, ipc.Configure):
+                if runner is None:
+                    runner = ChannelRunner(
+                        Path(cmd.recordings),
+                        segment_seconds=cmd.segment_seconds,
+                        backoff_cap=cmd.backoff_cap,
+                        emit=event,
+                    )
+                continue
+            if runner is None or isinstance(cmd, ipc.Report):
+                log.error("media worker: unexpected %s; ignored", type(cmd).__name__)
+                continue
+            _handle(runner, sender, cmd)
+    finally:
+        if runner is not None:
+            runner.stop()  # closes segments in progress: their events go out before we exit
+        sender.close()
+
+
+def _handle(runner: ChannelRunner, sender: Sender, cmd: ipc.Command) -> None:
+    if isinstance(cmd, ipc.Assign):
+        runner.assign(cmd.specs)
+    elif isinstance(cmd, ipc.Watch):
+        channel_id, generation = cmd.channel_id, cmd.generation
+
+        def live(item: LiveItem) -> None:
+            sender.send(ipc.Live(channel_id, generation, item))
+
+        runner.watch(channel_id, live)
+    elif isinstance(cmd, ipc.Unwatch):
+        runner.unwatch(cmd.channel_id)
+    elif isinstance(cmd, ipc.KeyFrameRequest):
+        sender.send(ipc.KeyFrameReply(cmd.request_id, runner.latest_keyframe(cmd.channel_id)))
+    elif isinstance(cmd, ipc.StatsRequest):
+        sender.send(ipc.StatsReply(cmd.request_id, runner.stats(), sender.live_dropped))
+
+
+def main() -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the control process decides when
+    # workers stop (and tells them), so they finish their segments cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The protocol owns the real stdout; anything printed by accident goes to stderr.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(
+        level=os.environ.get("XUELIANG_WORKER_LOG", "WARNING"),
+        format="%(asctime)s worker[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
+    serve(sys.stdin.buffer, out)
+
+
+if __name__ == "__main__":
+    main()
