@@ -4,9 +4,11 @@
     .venv/bin/python bench/bench_media.py --channels 16 --window 30 --skip-ffmpeg
 
 1. Recording: N channels of 1080p25 H.264 at 4 Mbit/s pulled over RTSP (GStreamer's server,
-   looping a file) and recorded without re-encoding, each with one live muxer, in one Xueliang
-   process, side by side with one `ffmpeg -c copy -f segment` process per channel. CPU per
-   channel, memory, and whether every channel held the full packet rate.
+   playing a file) and recorded without re-encoding, each with one live muxer whose fragments
+   are relayed to the control process, by Xueliang's media workers (at most --per-worker
+   channels per process, as the platform runs them), side by side with one
+   `ffmpeg -c copy -f segment` process per channel. CPU per channel (all processes: control
+   side and workers), memory, and whether every channel held the full packet rate.
 2. Live: a simulated camera watched over the WebSocket of a running platform: time to first
    frame for a new viewer, and latency from the clock burned into the picture (read back from the
    decoded frame) to the frame's arrival at the viewer.
@@ -120,29 +122,38 @@ def wait_line(proc: subprocess.Popen[str], word: str, timeout: float) -> None:
     raise RuntimeError(f"no {word!r} in {timeout} s")
 
 
-def run_xueliang(urls: list[str], window: float, warmup: float) -> dict[str, float]:
+def run_xueliang(
+    urls: list[str], window: float, warmup: float, per_worker: int
+) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(prefix="xl-bench-"))
     proc = subprocess.Popen(
-        [PY, str(HERE / "media_side.py"), str(out), *urls],
+        [PY, str(HERE / "media_side.py"), str(out), str(per_worker), *urls],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
 
+    pids: list[int] = []
+
     def packets() -> list[int]:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write("\n")
         proc.stdin.flush()
-        return list(json.loads(proc.stdout.readline())["packets"])
+        report = json.loads(proc.stdout.readline())
+        pids[:] = [proc.pid, *report["pids"]]
+        return list(report["packets"])
 
     try:
         wait_line(proc, "READY", 60)
         time.sleep(warmup)
-        p0, c0, t0 = packets(), cpu_seconds([proc.pid]), time.monotonic()
+        p0 = packets()
+        c0, t0 = cpu_seconds(pids), time.monotonic()
         time.sleep(window)
-        p1, c1, t1 = packets(), cpu_seconds([proc.pid]), time.monotonic()
-        mem = pss_mb([proc.pid])
+        c1, t1 = cpu_seconds(pids), time.monotonic()
+        p1 = packets()
+        mem = pss_mb(pids)
+        workers = len(pids) - 1
         proc.stdin.close()
         proc.wait(timeout=60)
     finally:
@@ -156,10 +167,11 @@ def run_xueliang(urls: list[str], window: float, warmup: float) -> dict[str, flo
         "mem": mem,
         "min_fps": min(rates),
         "median_fps": statistics.median(rates),
+        "procs": workers,
     }
 
 
-def run_ffmpeg(urls: list[str], window: float, warmup: float) -> dict[str, float]:
+def run_ffmpeg(urls: list[str], window: float, warmup: float, per_worker: int) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(prefix="ff-bench-"))
     procs = []
     try:
@@ -219,6 +231,7 @@ def run_ffmpeg(urls: list[str], window: float, warmup: float) -> dict[str, float
         "mem": mem,
         "min_fps": min(rates),
         "median_fps": statistics.median(rates),
+        "procs": len(urls),
     }
 
 
@@ -400,6 +413,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=6.0)
     parser.add_argument("--mounts", type=int, default=4)
+    parser.add_argument("--per-worker", type=int, default=32, help="channels per media worker")
     parser.add_argument("--skip-ffmpeg", action="store_true")
     parser.add_argument("--skip-live", action="store_true")
     args = parser.parse_args()
@@ -434,7 +448,7 @@ def main() -> None:
         wait_line(server, "READY", 30)
         print("\nRecording 1080p25 4 Mbit/s H.264 over RTSP, copy, one live muxer per channel")
         print(
-            f"{'channels':>8} {'impl':<10} {'CPU %':>7} {'CPU %/ch':>9} {'PSS MB':>8} "
+            f"{'channels':>8} {'impl':<10} {'procs':>5} {'CPU %':>7} {'CPU %/ch':>9} {'PSS MB':>8} "
             f"{'MB/ch':>6} {'min fps':>8} {'med fps':>8} {'server CPU %':>13}"
         )
         for n in [int(v) for v in args.channels.split(",")]:
@@ -445,10 +459,11 @@ def main() -> None:
             for name, fn in impls:
                 s0 = cpu_seconds([server.pid])
                 ts = time.monotonic()
-                r = fn(urls, args.window, args.warmup)
+                r = fn(urls, args.window, args.warmup, args.per_worker)
                 server_cpu = (cpu_seconds([server.pid]) - s0) / (time.monotonic() - ts) * 100
                 print(
-                    f"{n:>8} {name:<10} {r['cpu']:>7.1f} {r['cpu'] / n:>9.2f} {r['mem']:>8.0f} "
+                    f"{n:>8} {name:<10} {r['procs']:>5.0f} {r['cpu']:>7.1f} "
+                    f"{r['cpu'] / n:>9.2f} {r['mem']:>8.0f} "
                     f"{r['mem'] / n:>6.1f} {r['min_fps']:>8.1f} {r['median_fps']:>8.1f} "
                     f"{server_cpu:>13.1f}",
                     flush=True,

@@ -1,55 +1,63 @@
-"""One process pulling, recording and live-muxing N channels the way the platform does
-(ChannelIngest → hub → SegmentRecorder + one live muxer per channel), for bench_media.py.
+"""The platform's media plane pulling, recording and live-muxing N channels, for bench_media.py:
+the control side's WorkerPool with its worker processes (at most PER_WORKER channels each),
+exactly as the platform runs them, minus the database.
 
-    python bench/media_side.py OUTDIR URL [URL …]
+    python bench/media_side.py OUTDIR PER_WORKER URL [URL …]
 
 Prints "READY" once started; for each line read from stdin, a JSON line with the packets each
-channel has published so far; exits when stdin closes.
+channel has published so far, the live bytes relayed, and the worker PIDs; exits when stdin
+closes.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
 from pathlib import Path
 
-from xueliang.media.hub import ChannelHub
-from xueliang.media.ingest import ChannelIngest
-from xueliang.media.live import LiveMuxer
+from xueliang.media.live import Fragment, LiveItem
 from xueliang.media.model import IngestSpec, MediaEvent
-from xueliang.media.recorder import SegmentRecorder
+from xueliang.media.pool import WorkerPool
 
 
 def main() -> None:
-    out, urls = Path(sys.argv[1]), sys.argv[2:]
-    ingests: list[ChannelIngest] = []
-    live_bytes = [0] * len(urls)
+    out, per_worker, urls = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    channels = [f"bench{i:04d}" for i in range(len(urls))]
+    live_bytes = dict.fromkeys(channels, 0)
 
     def ignore(_event: MediaEvent) -> None:
         pass
 
-    for i, url in enumerate(urls):
-        channel = f"bench{i:04d}"
-        hub = ChannelHub(channel)
-        hub.subscribe(SegmentRecorder(out, channel, segment_seconds=60, on_segment=ignore))
+    def live(channel: str, item: LiveItem) -> None:
+        if isinstance(item, Fragment):
+            live_bytes[channel] += len(item.data)
 
-        def count(item: object, i: int = i) -> None:
-            data = getattr(item, "data", None)
-            if data is not None:
-                live_bytes[i] += len(data)
-
-        hub.subscribe(LiveMuxer(count))  # one live viewer's muxer per channel
-        ingest = ChannelIngest(IngestSpec(channel_id=channel, url=url), hub, ignore)
-        ingests.append(ingest)
-        ingest.start()
+    pool = WorkerPool(
+        recordings=out,
+        segment_seconds=60,
+        backoff_cap=5,
+        per_worker=per_worker,
+        on_event=ignore,
+        on_live=live,
+    )
+    pool.start()
+    pool.assign([IngestSpec(channel_id=c, url=u) for c, u in zip(channels, urls, strict=True)])
+    for c in channels:
+        pool.watch(c)  # one live viewer's muxer per channel, relayed to this process
     print("READY", flush=True)
     for _line in sys.stdin:
-        packets = [ing.hub.packets for ing in ingests]
-        print(json.dumps({"packets": packets, "live_bytes": live_bytes}), flush=True)
-    for ing in ingests:
-        ing.stop()
-    threading.Event().wait(0.5)
+        stats = pool.stats()
+        print(
+            json.dumps(
+                {
+                    "packets": [stats[c].packets if c in stats else 0 for c in channels],
+                    "live_bytes": [live_bytes[c] for c in channels],
+                    "pids": [w.pid for w in pool.workers() if w.pid is not None],
+                }
+            ),
+            flush=True,
+        )
+    pool.stop()
 
 
 if __name__ == "__main__":

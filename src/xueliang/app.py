@@ -18,6 +18,7 @@ from xueliang.media.export import ExportService
 from xueliang.media.holds import HoldService
 from xueliang.media.live import LiveService
 from xueliang.media.playback import PlaybackService
+from xueliang.media.recording_plans import RecordingPlanService
 from xueliang.media.segments import SegmentIndex
 from xueliang.media.service import MediaService
 from xueliang.media.snapshot import SnapshotService
@@ -54,6 +55,7 @@ class Platform:
     playback: PlaybackService
     exports: ExportService
     snapshots: SnapshotService
+    recording_plans: RecordingPlanService
     registry_changed: Signal
 
     def close(self) -> None:
@@ -109,6 +111,7 @@ def build_platform(
         segment_seconds=settings.media.segment_seconds,
         backoff_cap=settings.media.reconnect_max_seconds,
         channels_per_worker=settings.media.channels_per_worker,
+        timezone=settings.media.timezone,
     )
     registry_changed.connect(media.on_registry_changed)
     storage = StorageManager(
@@ -140,6 +143,9 @@ def build_platform(
         live=LiveService(media),
         playback=PlaybackService(db, audit, segments),
         exports=ExportService(db, audit, segments, data.root / "exports"),
+        recording_plans=RecordingPlanService(
+            db, audit, media, timezone=settings.media.timezone, changed=registry_changed
+        ),
         snapshots=SnapshotService(db, audit, segments, media.latest_keyframe),
         registry_changed=registry_changed,
     )

@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -75,6 +76,8 @@ class MediaConfig(_Section):
     # Pull and record the registered cameras when the platform runs.
     enabled: bool = True
     segment_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
+    # The site's time zone, for recording schedules (工作日 07:00–19:00 is local time).
+    timezone: str = "Asia/Shanghai"
     # Channels per media worker process (one process holds 32-48 1080p streams before its
     # threads contend; more channels start more workers).
     channels_per_worker: int = Field(default=32, ge=1, le=256)
@@ -90,6 +93,15 @@ class MediaConfig(_Section):
     tiers: list[StorageTier] = Field(default_factory=list)
     # Seconds between storage sweeps (retention, tier moves, quota).
     storage_sweep_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name: Asia/Shanghai)") from exc
+        return value
 
     @field_validator("tiers", mode="before")
     @classmethod

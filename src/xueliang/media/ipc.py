@@ -67,11 +67,21 @@ class StatsRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Trigger:
+    """An event on the channel: an event-mode plan records from the pre-roll until
+    ``post_roll`` seconds (the plan's own when None) after ``at``."""
+
+    channel_id: str
+    at: float
+    post_roll: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     pass
 
 
-Command = Configure | Assign | Watch | Unwatch | KeyFrameRequest | StatsRequest | Shutdown
+Command = Configure | Assign | Watch | Unwatch | KeyFrameRequest | StatsRequest | Trigger | Shutdown
 
 
 # --- reports: worker -> control ---------------------------------------------------------------
@@ -106,6 +116,7 @@ class ChannelStats:
     consumers: int  # recorder + live muxer(s) on the hub
     online: bool
     recorder_failed: str | None = None
+    recording: bool = False  # the recorder is writing now (its plan wants it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from xueliang.media.plans import CONTINUOUS, RecordingPlan
+
 
 @dataclass(frozen=True, slots=True)
 class IngestSpec:
@@ -16,7 +18,17 @@ class IngestSpec:
     username: str | None = None
     password: str | None = None
     transport: Literal["tcp", "udp"] = "tcp"
-    record: bool = True
+    plan: RecordingPlan = CONTINUOUS
+
+    def same_source(self, other: IngestSpec) -> bool:
+        """Whether ``other`` pulls the same stream the same way (only the plan may differ):
+        then a plan change is applied without reconnecting to the camera."""
+        return (self.url, self.username, self.password, self.transport) == (
+            other.url,
+            other.username,
+            other.password,
+            other.transport,
+        ) and self.channel_id == other.channel_id
 
 
 @dataclass(frozen=True, slots=True)

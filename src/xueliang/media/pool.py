@@ -348,6 +348,11 @@ class WorkerPool:
             if w is not None:
                 self._send(w, ipc.Unwatch(channel_id))
 
+    def trigger(self, channel_id: str, at: float, post_roll: float | None = None) -> bool:
+        """An event on the channel (event-mode recording); False when it is not pulled."""
+        w = self.channel_worker(channel_id)
+        return w is not None and self._send(w, ipc.Trigger(channel_id, at, post_roll))
+
     def _ask(self, w: _Worker, make: Callable[[int], ipc.Command]) -> ipc.Report | None:
         rid = next(self._request_ids)
         done = threading.Event()

@@ -17,6 +17,7 @@ from xueliang.media.ingest import Backoff, ChannelIngest
 from xueliang.media.ipc import ChannelStats
 from xueliang.media.live import LiveItem, LiveMuxer
 from xueliang.media.model import IngestSpec, MediaEvent
+from xueliang.media.plans import RecordingGate
 from xueliang.media.recorder import SegmentRecorder
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,10 @@ JOIN_SECONDS = 15.0
 
 
 class _Running:
-    def __init__(self, ingest: ChannelIngest, recorder: SegmentRecorder | None) -> None:
+    def __init__(self, ingest: ChannelIngest, recorder: SegmentRecorder, gate: RecordingGate):
         self.ingest = ingest
         self.recorder = recorder
+        self.gate = gate
 
 
 class ChannelRunner:
@@ -54,6 +56,15 @@ class ChannelRunner:
         """Run exactly these channels: start the new, stop the gone, restart the changed."""
         wanted = {spec.channel_id: spec for spec in specs}
         with self._lock:
+            for cid, run in self._running.items():
+                spec = wanted.get(cid)
+                if (
+                    spec is not None
+                    and spec != run.ingest.spec
+                    and spec.same_source(run.ingest.spec)
+                ):
+                    run.gate.set_plan(spec.plan)  # a new recording plan: no reconnect
+                    run.ingest.spec = spec
             going = [c for c, run in self._running.items() if wanted.get(c) != run.ingest.spec]
             self._stop_all(going)
             for cid in going:
@@ -68,17 +79,16 @@ class ChannelRunner:
 
     def _start(self, spec: IngestSpec) -> None:
         hub = self._hub(spec.channel_id)
-        recorder = None
-        if spec.record:
-            recorder = SegmentRecorder(
-                self._root,
-                spec.channel_id,
-                segment_seconds=self._segment_seconds,
-                on_segment=self._emit,
-            )
-            hub.subscribe(recorder)
+        recorder = SegmentRecorder(
+            self._root,
+            spec.channel_id,
+            segment_seconds=self._segment_seconds,
+            on_segment=self._emit,
+        )
+        gate = RecordingGate(recorder, spec.plan)
+        hub.subscribe(gate)
         ingest = ChannelIngest(spec, hub, self._emit, backoff=Backoff(cap=self._backoff_cap))
-        self._running[spec.channel_id] = _Running(ingest, recorder)
+        self._running[spec.channel_id] = _Running(ingest, recorder, gate)
         ingest.start()
 
     def _stop_all(self, channel_ids: Sequence[str]) -> None:
@@ -91,8 +101,7 @@ class ChannelRunner:
             run.ingest.join(timeout=JOIN_SECONDS)
             if run.ingest.is_alive():
                 log.error("channel %s: ingest did not stop in time", run.ingest.spec.channel_id)
-            if run.recorder is not None:
-                run.ingest.hub.unsubscribe(run.recorder)  # closes the segment in progress
+            run.ingest.hub.unsubscribe(run.gate)  # closes the segment in progress
 
     def _forget(self, channel_id: str) -> None:
         muxer = self._live.pop(channel_id, None)
@@ -137,10 +146,18 @@ class ChannelRunner:
                 packets=run.ingest.hub.packets,
                 consumers=run.ingest.hub.consumer_count,
                 online=run.ingest.status == "online",
-                recorder_failed=run.recorder.failed if run.recorder is not None else None,
+                recorder_failed=run.recorder.failed,
+                recording=run.gate.recording,
             )
             for cid, run in runs.items()
         }
+
+    def trigger(self, channel_id: str, at: float, post_roll: float | None) -> float | None:
+        """An event on the channel (event-mode recording): until when it records, or None
+        when the channel does not run here."""
+        with self._lock:
+            run = self._running.get(channel_id)
+        return run.gate.trigger(at, post_roll) if run is not None else None
 
     def running(self) -> list[str]:
         with self._lock:

@@ -21,6 +21,7 @@ from xueliang.media.ipc import ChannelStats
 from xueliang.media.live import LiveItem
 from xueliang.media.model import IngestSpec, MediaEvent, SegmentClosed, StatusChanged
 from xueliang.media.pool import WorkerInfo, WorkerPool
+from xueliang.media.recording_plans import plan_of
 from xueliang.media.segments import SegmentIndex
 from xueliang.registry.channels import ChannelService
 from xueliang.store.db import Database
@@ -43,6 +44,7 @@ class MediaService:
         segment_seconds: float,
         backoff_cap: float = 30.0,
         channels_per_worker: int = 32,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         self._db = db
         self._secrets = secrets
@@ -53,6 +55,7 @@ class MediaService:
         self.segment_seconds = segment_seconds
         self.backoff_cap = backoff_cap
         self.channels_per_worker = channels_per_worker
+        self._timezone = timezone
         self._lock = threading.Lock()
         self._pool: WorkerPool | None = None
         # Called with every event after it was stored (the console's push channel, tests).
@@ -143,6 +146,7 @@ class MediaService:
                         username=device.username,
                         password=password,
                         transport="udp" if device.transport == "udp" else "tcp",
+                        plan=plan_of(channel.recording_plan, self._timezone),
                     )
                 )
             return out
@@ -173,6 +177,11 @@ class MediaService:
     def unwatch(self, channel_id: str) -> None:
         if self._pool is not None:
             self._pool.unwatch(channel_id)
+
+    def trigger(self, channel_id: str, at: float, post_roll: float | None = None) -> bool:
+        """An event on the channel for event-mode recording; False when it is not pulled."""
+        pool = self._pool
+        return pool is not None and pool.trigger(channel_id, at, post_roll)
 
     def latest_keyframe(self, channel_id: str) -> KeyFrame | None:
         pool = self._pool

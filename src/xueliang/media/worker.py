@@ -137,6 +137,8 @@ def _handle(runner: ChannelRunner, sender: Sender, cmd: ipc.Command) -> None:
         runner.unwatch(cmd.channel_id)
     elif isinstance(cmd, ipc.KeyFrameRequest):
         sender.send(ipc.KeyFrameReply(cmd.request_id, runner.latest_keyframe(cmd.channel_id)))
+    elif isinstance(cmd, ipc.Trigger):
+        runner.trigger(cmd.channel_id, cmd.at, cmd.post_roll)
     elif isinstance(cmd, ipc.StatsRequest):
         sender.send(ipc.StatsReply(cmd.request_id, runner.stats(), sender.live_dropped))
 

@@ -144,6 +144,8 @@ class Channel(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
     # Days this channel's recordings are kept; None: the platform's default (media.retention_days).
     retention_days: Mapped[int | None] = mapped_column(Integer)
+    # When the recorder writes (xueliang.media.recording_plans); None: continuously.
+    recording_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     device: Mapped[Device] = relationship(back_populates="channels")
     org: Mapped[Org | None] = relationship(foreign_keys=[org_pk])
