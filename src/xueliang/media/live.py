@@ -233,16 +233,33 @@ class LiveService:
         self._media = media
         self._channels: dict[str, _LiveChannel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Items from the workers' reader threads wait here; one wake-up of the loop drains all
+        # that arrived meanwhile (a wake-up per frame per channel would cost a syscall each).
+        self._inbox: deque[tuple[str, LiveItem]] = deque()
+        self._drain_scheduled = False
         media.live_sink = self._on_item
 
     def _on_item(self, channel_id: str, item: LiveItem) -> None:
         """From a media worker's reader thread: hand the item to the event loop."""
-        ch, loop = self._channels.get(channel_id), self._loop
-        if ch is None or loop is None:
+        loop = self._loop
+        if loop is None or channel_id not in self._channels:
             return
-        # RuntimeError: the loop has closed (shutdown), so nobody is watching.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(ch.dispatch, item)
+        self._inbox.append((channel_id, item))
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            # RuntimeError: the loop has closed (shutdown), so nobody is watching.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        # Cleared first: an item appended from now on is either seen below or schedules a
+        # new drain.
+        self._drain_scheduled = False
+        while self._inbox:
+            channel_id, item = self._inbox.popleft()
+            ch = self._channels.get(channel_id)
+            if ch is not None:
+                ch.dispatch(item)
 
     def hls_active(self, channel_id: str) -> bool:
         ch = self._channels.get(channel_id)

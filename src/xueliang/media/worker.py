@@ -40,7 +40,8 @@ class Sender:
 
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # (frame, live bytes in it) or None to stop; frames are written as they are, no copies.
+        self._queue: queue.SimpleQueue[tuple[bytes, int] | None] = queue.SimpleQueue()
         self._live_backlog = 0
         self._lock = threading.Lock()
         self.live_dropped = 0
@@ -49,21 +50,20 @@ class Sender:
 
     def send(self, message: ipc.Report) -> None:
         frame = ipc.encode(message)
+        live = 0
         if isinstance(message, ipc.Live):
+            live = len(frame)
             with self._lock:
                 if self._live_backlog > LIVE_BACKLOG_BYTES:
                     self.live_dropped += 1
                     return
-                self._live_backlog += len(frame)
-            # Marked so the writer can count it off the backlog.
-            self._queue.put(b"L" + frame)
-        else:
-            self._queue.put(b"E" + frame)
+                self._live_backlog += live
+        self._queue.put((frame, live))
 
     def _run(self) -> None:
         done = False
         while not done:
-            # Whatever is queued goes out in one write: one syscall for many small reports.
+            # Whatever is queued goes out together: one flush for many small reports.
             items = [self._queue.get()]
             while len(items) < 256:
                 try:
@@ -71,15 +71,14 @@ class Sender:
                 except queue.Empty:
                     break
             done = None in items
-            batch = [b for b in items if b is not None]
-            live = sum(len(b) - 1 for b in batch if b[:1] == b"L")
+            batch = [item for item in items if item is not None]
             try:
-                self._out.write(b"".join(memoryview(b)[1:] for b in batch))
+                self._out.writelines(frame for frame, _ in batch)
                 self._out.flush()
             except (BrokenPipeError, ValueError, OSError):
                 return  # the control process is gone; stdin's end stops the worker
             with self._lock:
-                self._live_backlog -= live
+                self._live_backlog -= sum(live for _, live in batch)
 
     def close(self) -> None:
         """Send what is queued, then stop the writer."""
