@@ -8,6 +8,9 @@ With --user, clients must answer a digest challenge. Serves live test patterns, 
 and in real time, on 127.0.0.1:
     /h264   H.264 320x240 25 fps, a key frame every 25 frames
     /h265   H.265 320x240 25 fps
+    /h264-aac   /h264 with AAC-LC audio (16 kHz mono, RFC 3640), a sine tone
+    /h264-pcma  /h264 with G.711 A-law audio (PCMA, 8 kHz mono), as most cameras send
+    /h264-pcmu  /h264 with G.711 µ-law audio (PCMU, 8 kHz mono)
 Prints READY once it listens.
 """
 
@@ -22,6 +25,12 @@ gi.require_version("GstRtsp", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 CAPS = "video/x-raw,width=320,height=240,framerate=25/1"
+H264 = (
+    f"videotestsrc is-live=true pattern=ball ! {CAPS} ! "
+    "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=300 ! "
+    "rtph264pay name=pay0 pt=96 config-interval=-1"
+)
+TONE = "audiotestsrc is-live=true wave=sine freq=440 volume=0.3 samplesperbuffer=160"
 PIPELINES = {
     "/h264": (
         f"( videotestsrc is-live=true pattern=ball ! {CAPS} ! "
@@ -32,6 +41,20 @@ PIPELINES = {
         f"( videotestsrc is-live=true pattern=smpte ! {CAPS} ! "
         "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=300 ! "
         "rtph265pay name=pay0 pt=96 config-interval=-1 )"
+    ),
+    # Audio as a second payloader (pay1) beside the video. AAC: voaacenc (Debian's
+    # gstreamer1.0-plugins-bad, as is x265enc).
+    "/h264-aac": (
+        f"( {H264} {TONE} ! audio/x-raw,rate=16000,channels=1 ! "
+        "voaacenc bitrate=32000 ! rtpmp4gpay name=pay1 pt=97 )"
+    ),
+    "/h264-pcma": (
+        f"( {H264} {TONE} ! audio/x-raw,rate=8000,channels=1 ! "
+        "alawenc ! rtppcmapay name=pay1 pt=8 )"
+    ),
+    "/h264-pcmu": (
+        f"( {H264} {TONE} ! audio/x-raw,rate=8000,channels=1 ! "
+        "mulawenc ! rtppcmupay name=pay1 pt=0 )"
     ),
 }
 

@@ -122,13 +122,42 @@ def codec_string(codec: str, init_segment: bytes, extradata: bytes | None) -> st
     return codec
 
 
+def _traks(init_segment: bytes) -> list[bytes]:
+    """Every trak box of the init segment's moov, whole (header included)."""
+    moov = _find_box(init_segment, [b"moov"])
+    out: list[bytes] = []
+    pos = 0
+    while moov is not None and pos + 8 <= len(moov):
+        size, kind = struct.unpack_from(">I4s", moov, pos)
+        if size < 8:
+            break
+        if kind == b"trak":
+            out.append(moov[pos : pos + size])
+        pos += size
+    return out
+
+
+_TRAK_STSD = [b"trak", b"mdia", b"minf", b"stbl", b"stsd"]
+
+
 def codec_from_init(init_segment: bytes) -> str | None:
-    """The codec string of an init segment's video track (H.264 or H.265), or None."""
-    avcc = _find_box(init_segment, [*_STSD, b"avc1", b"avcC"])
-    if avcc:
-        return _h264_codec(avcc)
-    for entry in (b"hvc1", b"hev1"):
-        hvcc = _find_box(init_segment, [*_STSD, entry, b"hvcC"])
-        if hvcc:
-            return _hevc_codec(hvcc)
-    return None
+    """The codec string of an init segment's tracks, video first (H.264 or H.265), then AAC
+    audio where present (``avc1.640028,mp4a.40.2``): Chromium refuses to append a segment with
+    a track the MIME type does not name. None without a video track."""
+    video: str | None = None
+    audio: str | None = None
+    for trak in _traks(init_segment):
+        avcc = _find_box(trak, [*_TRAK_STSD, b"avc1", b"avcC"])
+        if avcc and video is None:
+            video = _h264_codec(avcc)
+            continue
+        for entry in (b"hvc1", b"hev1"):
+            hvcc = _find_box(trak, [*_TRAK_STSD, entry, b"hvcC"])
+            if hvcc and video is None:
+                video = _hevc_codec(hvcc)
+        stsd = _find_box(trak, _TRAK_STSD)
+        if stsd is not None and stsd[4:8] == b"mp4a" and audio is None:
+            audio = "mp4a.40.2"  # AAC-LC: what cameras send and what the recorder makes
+    if video is None:
+        return None
+    return f"{video},{audio}" if audio else video

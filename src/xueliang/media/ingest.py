@@ -25,6 +25,10 @@ from xueliang.media.timestamps import TimestampRepair
 log = logging.getLogger(__name__)
 
 
+# Packets of other streams (audio) held back while the pieces of a key frame are joined.
+MAX_DEFERRED = 32
+
+
 class Backoff:
     """Exponential back-off between reconnects: 1, 2, 4 … capped; reset after a good session."""
 
@@ -122,6 +126,7 @@ class ChannelIngest(threading.Thread):
             online = False
             video = {i.index for i in source.streams if i.kind == "video"}
             held: Packet | None = None
+            deferred: list[Packet] = []
             for packet in source.packets:
                 if self._stop_event.is_set():
                     return
@@ -130,13 +135,20 @@ class ChannelIngest(threading.Thread):
                 # timestamp (the first piece of a session with none). Pieces of one picture are
                 # joined before anything sees them, or a recorder would count (and a player
                 # show) two pictures. Only key frames are held, so live view waits for the
-                # next packet once per GOP, not on every frame.
+                # next packet once per GOP, not on every frame. Audio arriving between the
+                # pieces waits too, and follows the joined picture.
                 if held is not None:
+                    if packet.stream_index != held.stream_index and len(deferred) < MAX_DEFERRED:
+                        deferred.append(packet)
+                        continue
                     if _same_picture(held, packet):
                         held = _joined(held, packet)
                         continue
                     self._publish(repair, held)
                     held = None
+                    for other in deferred:
+                        self._publish(repair, other)
+                    deferred.clear()
                 if packet.is_keyframe and packet.stream_index in video:
                     held = packet
                     continue

@@ -3,8 +3,10 @@
 Each segment starts on a key frame and closes at the first key frame after the configured length.
 Fragmented MP4 (a moof per key frame) means a killed process leaves a file that is readable up to
 its last complete fragment; start-up repair indexes such files. Packets are copied, never
-re-encoded. Runs inside the ingest thread as a hub consumer: writes go to the page cache and do
-not block on the disk.
+re-encoded, with one exception: G.711 audio, which MP4 cannot hold, is transcoded to AAC
+(``xueliang.media.audio``); audio in a codec that is neither copied nor transcoded is left out
+(logged once per session), never failing the video. Runs inside the ingest thread as a hub
+consumer: writes go to the page cache and do not block on the disk.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
+from av.audio.codeccontext import AudioCodecContext
 from av.stream import Stream
 
+from xueliang.media.audio import G711ToAac, audio_plan
 from xueliang.media.hub import StreamInfo
 from xueliang.media.model import SegmentClosed
 
@@ -54,9 +58,17 @@ class _Open:
         self.path, self.rel, self.start = path, rel, start
         self.container = av.open(str(path), "w", format="mp4", options=MP4_OPTIONS)
         self.map: dict[int, av.stream.Stream] = {}
+        self.transcoders: dict[int, G711ToAac] = {}
+        self.aligned: set[int] = set()  # audio streams past the first video frame
         for info in streams:
             try:
-                self.map[info.index] = self.container.add_stream_from_template(info.template)
+                ctx = info.template.codec_context
+                if isinstance(ctx, AudioCodecContext) and audio_plan(info.codec) == "aac":
+                    tr = G711ToAac(self.container, info.codec, ctx.sample_rate, ctx.channels)
+                    self.transcoders[info.index] = tr
+                    self.map[info.index] = tr.stream
+                else:
+                    self.map[info.index] = self.container.add_stream_from_template(info.template)
             except (ValueError, av.error.FFmpegError) as exc:
                 log.warning(
                     "segment %s: stream %s (%s) not recorded: %s", rel, info.index, info.codec, exc
@@ -94,7 +106,18 @@ class SegmentRecorder:
 
     def start(self, streams: Sequence[StreamInfo]) -> None:
         self._close()
-        self._streams = [s for s in streams if s.kind in ("video", "audio")]
+        self._streams = []
+        for s in streams:
+            if s.kind == "audio" and audio_plan(s.codec) == "drop":
+                # Once per session: every segment of it goes without this track.
+                log.warning(
+                    "channel %s: audio stream %s (%s) cannot go into MP4; recorded without it",
+                    self._channel_id,
+                    s.index,
+                    s.codec,
+                )
+            elif s.kind in ("video", "audio"):
+                self._streams.append(s)
         self._video = next((s for s in streams if s.kind == "video"), None)
 
     def offer(self, packet: Packet, wallclock: float) -> bool:
@@ -126,6 +149,17 @@ class SegmentRecorder:
                     seg.frame_dur = t - seg.last_time
                 seg.last_time = t
             seg.frames += 1
+        elif packet.stream_index not in seg.aligned:
+            # Audio from before the segment's first frame is left out: a fragmented MP4 cannot
+            # start one track before another and would stretch that frame over the difference.
+            t = _seconds(packet)
+            if seg.first_time is not None and t is not None and t < seg.first_time:
+                return True
+            seg.aligned.add(packet.stream_index)  # later packets come later
+        transcoder = seg.transcoders.get(packet.stream_index)
+        if transcoder is not None:
+            self._transcode(seg, packet.stream_index, transcoder, packet)
+            return True
         stream = packet.stream
         try:
             packet.stream = out
@@ -141,6 +175,27 @@ class SegmentRecorder:
     def stop(self) -> None:
         self._close()
 
+    def _transcode(self, seg: _Open, index: int, transcoder: G711ToAac, packet: Packet) -> None:
+        try:
+            encoded = transcoder.feed(packet, seg.first_time)
+        except (ValueError, av.error.FFmpegError) as exc:
+            # Undecodable audio: the rest of this segment goes without it; the video goes on.
+            log.warning("segment %s: audio %s left out from here: %s", seg.rel, index, exc)
+            del seg.transcoders[index]
+            seg.map.pop(index, None)
+            return
+        self._mux(seg, encoded)
+
+    def _mux(self, seg: _Open, packets: list[Packet]) -> None:
+        if not packets:
+            return
+        try:
+            seg.container.mux(packets)
+        except (OSError, av.error.FFmpegError) as exc:
+            self.failed = f"write failed: {exc}"
+            log.error("channel %s: %s", self._channel_id, self.failed)
+            self._close()
+
     # --- segments ------------------------------------------------------------------------------
 
     def _due(self, packet: Packet) -> bool:
@@ -151,7 +206,9 @@ class SegmentRecorder:
         if seg.first_time is None or t is None:
             return False
         elapsed = t - seg.first_time
-        return elapsed >= self._segment_seconds
+        # A millisecond of slack: key frames exactly one segment apart differ by a hair less
+        # in floating point (2.0018 - 1.0018), and would otherwise run a segment a GOP long.
+        return elapsed >= self._segment_seconds - 0.001
 
     def _begin(self, packet: Packet, wallclock: float) -> None:
         start = datetime.fromtimestamp(wallclock, UTC)
@@ -163,6 +220,11 @@ class SegmentRecorder:
         seg, self._open = self._open, None
         if seg is None:
             return
+        for index, transcoder in seg.transcoders.items() if seg.frames else ():
+            try:  # the audio held back, up to the last sample
+                seg.container.mux(transcoder.flush(seg.first_time))
+            except (OSError, ValueError, av.error.FFmpegError) as exc:
+                log.warning("segment %s: the end of audio %s is lost: %s", seg.rel, index, exc)
         try:
             seg.container.close()
         except (OSError, av.error.FFmpegError) as exc:
