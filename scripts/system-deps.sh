@@ -16,6 +16,8 @@ have_gst_rtsp() {
 have_pg || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+# ip(8): the ONVIF discovery test builds a private segment out of network namespaces.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # A CJK font, so that screenshots of the (Chinese) console are readable.
 fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk|droid sans fallback" || need+=(fonts-wqy-microhei fontconfig)

@@ -31,9 +31,11 @@ from tests.conftest import (
     login,
     seed_two_towns,
 )
+from tests.support.onvif_app import offline_onvif
 from xueliang.access.principal import SYSTEM
 from xueliang.access.schemas import RoleCreate, UserCreate
 from xueliang.api.app import create_app
+from xueliang.api.routers.onvif import onvif_service
 from xueliang.app import Platform
 
 # Random cases per operation (valid and invalid), on top of schemathesis' coverage phase
@@ -151,6 +153,10 @@ class Fuzz:
 
 @pytest.fixture
 def fuzz(platform: Platform, client: TestClient) -> Iterator[Fuzz]:
+    # ONVIF operations reach real devices: the fuzz's made-up hosts and interfaces must not be
+    # probed, nor multicast sent on the host's network. The real service (permissions, audit,
+    # registration) answers, over canned device answers.
+    cast(Any, client.app).dependency_overrides[onvif_service] = lambda: offline_onvif(platform)
     headers = login(client, "admin", ADMIN_PASSWORD)
     REAL.clear()
     REAL.update(_real_path_values(platform, client, headers))

@@ -57,3 +57,29 @@ class PermissionDenied(XueliangError):
 
 class ConfigError(XueliangError):
     code = "config"
+
+
+class DeviceError(InvalidInput):
+    """A device the caller named could not be used: the request was understood, the device
+    failed it. Answered as invalid input (HTTP 422) with its own code, never as a server error:
+    the fault lies with the address, the credentials or the device, not with the platform."""
+
+    code = "device_error"
+
+
+class DeviceUnreachable(DeviceError):
+    """No answer: refused, no route, name not resolved, or the deadline passed."""
+
+    code = "device_unreachable"
+
+
+class DeviceAuthFailed(DeviceError):
+    """The device refused the credentials (HTTP 401/403, or a SOAP NotAuthorized fault)."""
+
+    code = "device_unauthorized"
+
+
+class DeviceProtocolError(DeviceError):
+    """The device answered, but not with what the protocol says (malformed SOAP, a fault)."""
+
+    code = "device_protocol"

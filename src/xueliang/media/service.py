@@ -29,7 +29,8 @@ from xueliang.store.models import Channel, Device
 
 log = logging.getLogger(__name__)
 
-PULLED_PROTOCOLS = ("rtsp", "sim")
+# ONVIF devices are pulled over RTSP from the stream URIs read when they were registered.
+PULLED_PROTOCOLS = ("rtsp", "onvif", "sim")
 
 
 class MediaService:

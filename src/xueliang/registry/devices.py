@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ScalarSelect, Select, func, select
@@ -25,13 +27,23 @@ from xueliang.registry.common import (
     strip_credentials,
     visible_device,
 )
-from xueliang.registry.schemas import DeviceCreate, DeviceUpdate, DeviceView
+from xueliang.registry.schemas import DeviceCreate, DeviceUpdate, DeviceView, PtzType
 from xueliang.store.db import Database
 from xueliang.store.models import Channel, Device, Org
 from xueliang.store.paging import page_rows
 
 # Protocols whose device is one stream: registering it creates its single channel at once.
 SINGLE_STREAM = frozenset({"rtsp", "push", "sim"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewChannel:
+    """A channel created together with its device (what the device itself reported)."""
+
+    name: str
+    remote_id: str | None = None
+    stream_url: str | None = None
+    ptz_type: PtzType = "fixed"
 
 
 def device_view(d: Device, channel_count: int) -> DeviceView:
@@ -149,7 +161,14 @@ class DeviceService:
         return device.username, password
 
     @announces
-    def create(self, principal: Principal, spec: DeviceCreate) -> DeviceView:
+    def create(
+        self,
+        principal: Principal,
+        spec: DeviceCreate,
+        channels: Sequence[NewChannel] | None = None,
+    ) -> DeviceView:
+        """Register a device. ``channels``, when given, are created with it in the same
+        transaction (an ONVIF device's profiles) instead of a one-stream device's channel."""
         principal.require(Permission.REGISTRY_WRITE)
         if spec.protocol in ("rtsp", "onvif", "sim") and not spec.url:
             raise InvalidInput(f"a {spec.protocol} device needs a url")
@@ -177,6 +196,7 @@ class DeviceService:
                 transport=spec.transport,
                 manufacturer=spec.manufacturer,
                 model=spec.model,
+                firmware=spec.firmware,
                 ip=spec.ip,
                 port=spec.port,
                 org=org,
@@ -186,7 +206,7 @@ class DeviceService:
             )
             s.add(device)
             s.flush()
-            if spec.protocol in SINGLE_STREAM:
+            if channels is None and spec.protocol in SINGLE_STREAM:
                 s.add(
                     Channel(
                         gb_id=ids.next(CHANNEL_TYPE, Channel),
@@ -205,7 +225,49 @@ class DeviceService:
                 target=f"device:{gb_id}",
                 detail=_redacted(spec.model_dump(exclude_none=True)),
             )
+            for new in channels or ():
+                self._add_channel(s, principal, ids, device, org, new)
             return self._view(s, device, principal)
+
+    def _add_channel(
+        self,
+        s: Session,
+        principal: Principal,
+        ids: IdAllocator,
+        device: Device,
+        org: Org | None,
+        new: NewChannel,
+    ) -> None:
+        stream_url, _, _ = split_credentials(new.stream_url)
+        gb_id = ids.next(CHANNEL_TYPE, Channel)
+        s.add(
+            Channel(
+                gb_id=gb_id,
+                device_pk=device.pk,
+                remote_id=new.remote_id,
+                name=new.name,
+                ptz_type=new.ptz_type,
+                stream_url=stream_url,
+                org_pk=org.pk if org else None,
+                status="offline",
+                status_reason="not yet connected",
+                status_since=self._clock.now(),
+            )
+        )
+        detail = {
+            "device": device.gb_id,
+            "name": new.name,
+            "remote_id": new.remote_id,
+            "stream_url": stream_url,
+            "ptz_type": new.ptz_type,
+        }
+        self._audit.append(
+            s,
+            principal,
+            "channel.create",
+            target=f"channel:{gb_id}",
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
 
     @announces
     def update(self, principal: Principal, gb_id: str, spec: DeviceUpdate) -> DeviceView:

@@ -83,6 +83,7 @@ class DeviceCreate(_In):
     transport: Transport = "tcp"
     manufacturer: Annotated[str, Field(max_length=64)] | None = None
     model: Annotated[str, Field(max_length=64)] | None = None
+    firmware: Annotated[str, Field(max_length=64)] | None = None
     ip: Annotated[str, Field(max_length=64)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     org: OrgCode | None = None

@@ -1,0 +1,1 @@
+"""ONVIF: find devices on a segment (WS-Discovery), read what they offer, register them."""
