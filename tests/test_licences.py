@@ -43,3 +43,21 @@ def test_third_party_list_names_every_runtime_dependency() -> None:
     listed = Path(__file__).parent.parent.joinpath("docs", "THIRD_PARTY_LICENSES.md").read_text()
     for name in ("fastapi", "SQLAlchemy", "alembic", "argon2-cffi", "psycopg", "openpyxl"):
         assert name in listed, name
+
+
+def test_console_dependency_licences_are_compatible() -> None:
+    """The web console's npm packages (the lock file records each one's licence); the built
+    console ships parts of them."""
+    lock = json.loads((Path(__file__).parent.parent / "console/package-lock.json").read_text())
+    licences = {
+        path.removeprefix("node_modules/"): str(entry.get("license", ""))
+        for path, entry in lock["packages"].items()
+        if path
+    }
+    assert len(licences) > 20
+    bad = {
+        name: lic
+        for name, lic in licences.items()
+        if not ALLOWED.search(lic) or COPYLEFT_ONLY.search(lic)
+    }
+    assert bad == {}, f"licences to review: {bad}"

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
 
 from xueliang import __version__
 from xueliang.api import errors
@@ -38,15 +39,32 @@ from xueliang.core.text import NUL
 API_PREFIX = "/api/v1"
 WEB = Path(__file__).resolve().parent.parent / "web"
 
-_LANDING = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
+CONSOLE = WEB / "console"  # the web console's build (console/ at the repo root; `make install`)
+
+_NOT_BUILT = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
 <title>雪亮 Xueliang</title>
 <body style="font-family:sans-serif;max-width:40em;margin:4em auto">
 <h1>雪亮 Xueliang</h1>
-<p><a href="/player/">播放器 Player</a></p>
-<p>平台已启动。接口说明：<a href="/api/v1/openapi.json">/api/v1/openapi.json</a>。</p>
-<p>The platform is running. API description:
-<a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
+<p>平台已启动，但网页控制台尚未构建：在源码目录运行 <code>make install</code> 即可构建。</p>
+<p>The platform is running, but the web console has not been built: run
+<code>make install</code> in the source tree to build it.</p>
+<p><a href="/player/">播放器 Player</a> ·
+<a href="/api/v1/openapi.json">API: /api/v1/openapi.json</a></p>
 </body></html>"""
+
+
+def _console_built() -> bool:
+    return (CONSOLE / "index.html").is_file()
+
+
+class _Console(StaticFiles):
+    """The console's files; the plain not-built page (not a 500) while there is no build."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _console_built():
+            await HTMLResponse(_NOT_BUILT, status_code=404)(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _no_nul_in_url(request: HTTPConnection) -> None:
@@ -108,8 +126,13 @@ def create_app(platform: Platform) -> FastAPI:
 
     app.mount("/player", StaticFiles(directory=WEB / "player", html=True), name="player")
 
+    # The console: a single-page application with hash routing, so plain static files serve it.
+    app.mount("/console", _Console(directory=CONSOLE, html=True, check_dir=False), name="console")
+
     @app.get("/", include_in_schema=False)
-    def landing() -> HTMLResponse:
-        return HTMLResponse(_LANDING)
+    def landing() -> Response:
+        if _console_built():
+            return RedirectResponse("/console/", status_code=307)
+        return HTMLResponse(_NOT_BUILT)
 
     return app

@@ -1,0 +1,145 @@
+// The public HTTP API (/api/v1): every call the console makes goes through here.
+
+export const API = '/api/v1'
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown }
+}
+
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+  readonly details: unknown
+  /** Seconds, from Retry-After or the error's details (423 locked). */
+  readonly retryAfter: number | null
+
+  constructor(status: number, code: string, message: string, details: unknown, retryAfter: number | null) {
+    super(message)
+    this.status = status
+    this.code = code
+    this.details = details
+    this.retryAfter = retryAfter
+  }
+}
+
+export interface Page<T> {
+  items: T[]
+  total: number
+  offset: number
+  limit: number
+}
+
+export interface UserView {
+  id: number
+  username: string
+  display_name: string
+  roles: string[]
+}
+
+export interface LoginResult {
+  access_token: string
+  token_type: string
+  expires_at: string
+  user: UserView
+}
+
+export interface Org {
+  id: string
+  name: string
+  level: string
+  parent: string | null
+}
+
+export interface Channel {
+  id: string
+  device_id: string
+  name: string
+  address: string | null
+  org: string | null
+  status: string
+  status_reason: string | null
+  ptz: boolean
+}
+
+type Query = Record<string, string | number | undefined | null>
+
+let token: string | null = null
+let unauthorized: () => void = () => {}
+
+export function setToken(value: string | null): void {
+  token = value
+}
+
+/** Called on any 401 from the API once logged in (expired or revoked token). */
+export function onUnauthorized(handler: () => void): void {
+  unauthorized = handler
+}
+
+function url(path: string, query?: Query): string {
+  const q = new URLSearchParams()
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v))
+  }
+  const s = q.toString()
+  return `${API}${path}${s ? `?${s}` : ''}`
+}
+
+async function toError(res: Response): Promise<ApiError> {
+  let body: Partial<ErrorBody> = {}
+  try {
+    body = (await res.json()) as ErrorBody
+  } catch {
+    // not JSON (a proxy's page): keep the status
+  }
+  const details = body.error?.details
+  let retryAfter: number | null = null
+  const header = res.headers.get('Retry-After')
+  if (header && /^\d+$/.test(header)) retryAfter = Number(header)
+  else if (details && typeof details === 'object' && 'retry_after' in details) {
+    retryAfter = Number((details as { retry_after: unknown }).retry_after) || null
+  }
+  return new ApiError(res.status, body.error?.code ?? 'error', body.error?.message ?? res.statusText, details, retryAfter)
+}
+
+export async function request<T>(
+  method: string,
+  path: string,
+  opts: { query?: Query; body?: unknown; signal?: AbortSignal; anonymous?: boolean } = {},
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  if (token && !opts.anonymous) headers.Authorization = `Bearer ${token}`
+  if (opts.body !== undefined) headers['Content-Type'] = 'application/json'
+  const res = await fetch(url(path, opts.query), {
+    method,
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    signal: opts.signal,
+  })
+  if (!res.ok) {
+    const err = await toError(res)
+    if (res.status === 401 && !opts.anonymous) unauthorized()
+    throw err
+  }
+  if (res.status === 204) return undefined as T
+  return (await res.json()) as T
+}
+
+export const get = <T>(path: string, query?: Query, signal?: AbortSignal): Promise<T> =>
+  request<T>('GET', path, { query, signal })
+
+/** Every page of a list (the API gives at most 1000 a page). */
+export async function getAll<T>(path: string, query: Query = {}, max = 20000): Promise<T[]> {
+  const out: T[] = []
+  for (let offset = 0; offset < max; ) {
+    const page = await get<Page<T>>(path, { ...query, offset, limit: 1000 })
+    out.push(...page.items)
+    offset += page.items.length
+    if (!page.items.length || offset >= page.total) break
+  }
+  return out
+}
+
+export function liveUrl(channelId: string): string {
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws'
+  return `${proto}://${location.host}${API}/channels/${encodeURIComponent(channelId)}/live?token=${encodeURIComponent(token ?? '')}`
+}

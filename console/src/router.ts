@@ -1,0 +1,28 @@
+import { createRouter, createWebHashHistory } from 'vue-router'
+import { useSession } from './stores/session'
+
+// Hash history: the console is plain static files under /console/.
+export const router = createRouter({
+  history: createWebHashHistory(),
+  routes: [
+    { path: '/login', name: 'login', component: () => import('./views/LoginView.vue'), meta: { public: true } },
+    {
+      path: '/',
+      component: () => import('./views/ConsoleLayout.vue'),
+      children: [
+        { path: '', redirect: { name: 'live' } },
+        { path: 'live', name: 'live', component: () => import('./views/LiveWall.vue') },
+      ],
+    },
+    { path: '/:rest(.*)*', redirect: { name: 'live' } },
+  ],
+})
+
+router.beforeEach((to) => {
+  const session = useSession()
+  if (!to.meta.public && !session.loggedIn) {
+    return { name: 'login', query: to.fullPath !== '/live' && to.fullPath !== '/' ? { next: to.fullPath } : {} }
+  }
+  if (to.name === 'login' && session.loggedIn) return { name: 'live' }
+  return true
+})
