@@ -39,6 +39,7 @@ def test_frames_round_trip_and_garbage_is_refused(tmp_path: Path) -> None:
         ipc.Watch("c", 7),
         ipc.Live("c", 7, Fragment(b"moof", True)),
         ipc.StatsReply(3, {"c": ipc.ChannelStats(10, 2, True)}),
+        ipc.Batch((ipc.Live("c", 7, Fragment(b"moof", False)), ipc.Ready(1))),
     ]
     f = tmp_path / "frames"
     f.write_bytes(b"".join(ipc.encode(m) for m in msgs))
@@ -73,6 +74,11 @@ def _worker() -> subprocess.Popen[bytes]:
     )
 
 
+def _flat(msg: object) -> list[object]:
+    """Reports travel in batches (ipc.Batch) as well as alone."""
+    return list(msg.reports) if isinstance(msg, ipc.Batch) else [msg]
+
+
 def test_a_worker_exits_when_its_control_process_goes(tmp_path: Path) -> None:
     """stdin closing (the platform died) ends the worker, and it closes its segments first."""
     proc = _worker()
@@ -81,18 +87,18 @@ def test_a_worker_exits_when_its_control_process_goes(tmp_path: Path) -> None:
     proc.stdin.write(ipc.encode(ipc.Configure(str(tmp_path), 60.0, 1.0)))
     proc.stdin.write(ipc.encode(ipc.Assign((IngestSpec("34020000001320000001", SIM),))))
     proc.stdin.flush()
-    reports = []
-    while True:  # wait until it records
+    online = False
+    while not online:  # wait until it records
         msg = ipc.read_message(proc.stdout)
         assert msg is not None
-        reports.append(msg)
-        if isinstance(msg, ipc.Event) and isinstance(msg.event, StatusChanged):
-            break
+        online = any(
+            isinstance(m, ipc.Event) and isinstance(m.event, StatusChanged) for m in _flat(msg)
+        )
     proc.stdin.close()
     assert proc.wait(timeout=20) == 0
-    rest = []
+    rest: list[object] = []
     while (msg := ipc.read_message(proc.stdout)) is not None:
-        rest.append(msg)
+        rest += _flat(msg)
     closed = [m.event for m in rest if isinstance(m, ipc.Event)]
     # The segment in progress was closed and reported, then the channel went offline.
     assert any(type(e).__name__ == "SegmentClosed" for e in closed)

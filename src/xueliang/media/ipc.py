@@ -126,7 +126,18 @@ class StatsReply:
     live_dropped: int = 0  # live fragments dropped because the control side fell behind
 
 
-Report = Ready | Event | Live | KeyFrameReply | StatsReply
+Single = Ready | Event | Live | KeyFrameReply | StatsReply
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Reports gathered over a few milliseconds, sent as one frame: one write, one pickle and
+    one wake-up of the control process for dozens of live fragments."""
+
+    reports: tuple[Single, ...]
+
+
+Report = Single | Batch
 
 
 class ProtocolError(Exception):

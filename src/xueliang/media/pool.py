@@ -10,6 +10,7 @@ why. Reports from a worker are handled on that worker's reader thread, in order.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import logging
 import subprocess
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 STABLE_SECONDS = 60.0
 STOP_SECONDS = 20.0  # a worker's clean shutdown: ingests leave, segments close
 REQUEST_SECONDS = 5.0
+PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +216,10 @@ class WorkerPool:
         )
         w.proc, w.started_at, w.restart_at = proc, time.monotonic(), None
         assert proc.stdout is not None
+        # A larger pipe: a worker's batch of live fragments (32 channels × 10 ms of 1080p)
+        # goes in one write instead of blocking on the default 64 KiB.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         w.reader = threading.Thread(
             target=self._read, args=(w, proc.stdout), name=f"media-worker-{w.slot}", daemon=True
         )
@@ -262,7 +268,10 @@ class WorkerPool:
         self._wake.set()
 
     def _dispatch(self, msg: ipc.Command | ipc.Report) -> None:
-        if isinstance(msg, ipc.Event):
+        if isinstance(msg, ipc.Batch):
+            for report in msg.reports:
+                self._dispatch(report)
+        elif isinstance(msg, ipc.Event):
             self._on_event(msg.event)
         elif isinstance(msg, ipc.Live):
             if self._watched.get(msg.channel_id) == msg.generation:

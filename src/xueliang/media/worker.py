@@ -20,11 +20,12 @@ import queue
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 from xueliang.media import ipc
-from xueliang.media.live import LiveItem
+from xueliang.media.live import Fragment, LiveItem
 from xueliang.media.model import MediaEvent
 from xueliang.media.runner import ChannelRunner
 
@@ -33,47 +34,66 @@ log = logging.getLogger("xueliang.media.worker")
 # Live bytes allowed in the outgoing queue before fragments are dropped (a few seconds of
 # dozens of watched 1080p channels).
 LIVE_BACKLOG_BYTES = 64 * 1024 * 1024
+# Reports wait at most this long to travel together (live view's latency budget is 500 ms).
+BATCH_SECONDS = 0.01
+BATCH_MAX = 512
 
 
 class Sender:
-    """Frames reports onto the pipe from one thread; anyone may call ``send``."""
+    """Sends reports from one thread; anyone may call ``send``.
+
+    Reports are gathered for up to BATCH_SECONDS and go out as one Batch frame: with dozens of
+    watched channels, a frame (pickle, write, wake-up of the control process) per fragment
+    cost more than the muxing itself.
+    """
 
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
-        # (frame, live bytes in it) or None to stop; frames are written as they are, no copies.
-        self._queue: queue.SimpleQueue[tuple[bytes, int] | None] = queue.SimpleQueue()
+        # (report, live bytes in it) or None to stop.
+        self._queue: queue.SimpleQueue[tuple[ipc.Single, int] | None] = queue.SimpleQueue()
         self._live_backlog = 0
         self._lock = threading.Lock()
         self.live_dropped = 0
         self._thread = threading.Thread(target=self._run, name="worker-sender", daemon=True)
         self._thread.start()
 
-    def send(self, message: ipc.Report) -> None:
-        frame = ipc.encode(message)
+    def send(self, message: ipc.Single) -> None:
         live = 0
         if isinstance(message, ipc.Live):
-            live = len(frame)
+            item = message.item
+            live = len(item.data) if isinstance(item, Fragment) else 1
             with self._lock:
                 if self._live_backlog > LIVE_BACKLOG_BYTES:
                     self.live_dropped += 1
                     return
                 self._live_backlog += live
-        self._queue.put((frame, live))
+        self._queue.put((message, live))
 
     def _run(self) -> None:
         done = False
         while not done:
-            # Whatever is queued goes out together: one flush for many small reports.
-            items = [self._queue.get()]
-            while len(items) < 256:
+            first = self._queue.get()
+            items = [first]
+            deadline = time.monotonic() + BATCH_SECONDS
+            while first is not None and len(items) < BATCH_MAX:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
                 try:
-                    items.append(self._queue.get_nowait())
+                    item = self._queue.get(timeout=left)
                 except queue.Empty:
+                    break
+                items.append(item)
+                if item is None:
                     break
             done = None in items
             batch = [item for item in items if item is not None]
+            if not batch:
+                continue
+            reports = tuple(report for report, _ in batch)
+            frame = ipc.encode(reports[0] if len(reports) == 1 else ipc.Batch(reports))
             try:
-                self._out.writelines(frame for frame, _ in batch)
+                self._out.write(frame)
                 self._out.flush()
             except (BrokenPipeError, ValueError, OSError):
                 return  # the control process is gone; stdin's end stops the worker

@@ -12,9 +12,11 @@ from xueliang.media.hub import StreamInfo
 from xueliang.media.model import IngestSpec
 from xueliang.media.sources.base import OpenSource, Packet
 
-# Seconds to connect and describe; and without a packet before the source counts as gone.
-OPEN_TIMEOUT = 10.0
-READ_TIMEOUT = 5.0
+# Seconds a socket operation (connect, a read) may wait before the camera counts as gone.
+# FFmpeg's own socket timeout, not PyAV's ``timeout=``: PyAV checks that with an interrupt
+# callback FFmpeg calls on every network wait, and each call takes the GIL; with dozens of
+# channels in a process that contention cost more CPU than the streams themselves.
+SOCKET_TIMEOUT = 5.0
 
 
 def authenticated_url(spec: IngestSpec) -> str:
@@ -46,12 +48,9 @@ def open_rtsp(spec: IngestSpec) -> Iterator[av.container.InputContainer]:
         "fflags": "nobuffer",
         "analyzeduration": "1000000",
         "probesize": "500000",
+        "timeout": str(int(SOCKET_TIMEOUT * 1_000_000)),  # microseconds
     }
-    container = av.open(
-        authenticated_url(spec),
-        options=options,
-        timeout=(OPEN_TIMEOUT, READ_TIMEOUT),
-    )
+    container = av.open(authenticated_url(spec), options=options)
     try:
         yield container
     finally:
