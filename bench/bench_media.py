@@ -38,6 +38,7 @@ CACHE = HERE / ".cache"
 SOURCE = CACHE / "1080p25_4M.ts"
 TICKS = os.sysconf("SC_CLK_TCK")
 PY = sys.executable
+LIVE = ["1"]  # "0" with --no-live: recording only, as ffmpeg does
 
 
 def free_port() -> int:
@@ -127,7 +128,7 @@ def run_xueliang(
 ) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(prefix="xl-bench-"))
     proc = subprocess.Popen(
-        [PY, str(HERE / "media_side.py"), str(out), str(per_worker), *urls],
+        [PY, str(HERE / "media_side.py"), str(out), str(per_worker), LIVE[0], *urls],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -416,7 +417,12 @@ def main() -> None:
     parser.add_argument("--per-worker", type=int, default=32, help="channels per media worker")
     parser.add_argument("--skip-ffmpeg", action="store_true")
     parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument(
+        "--no-live", action="store_true", help="Xueliang records only (no live muxer), like ffmpeg"
+    )
     args = parser.parse_args()
+    if args.no_live:
+        LIVE[0] = "0"
 
     print(f"machine: {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     if not args.skip_live:
@@ -446,7 +452,8 @@ def main() -> None:
     )
     try:
         wait_line(server, "READY", 30)
-        print("\nRecording 1080p25 4 Mbit/s H.264 over RTSP, copy, one live muxer per channel")
+        live = "no live muxer" if args.no_live else "one live muxer per channel (Xueliang)"
+        print(f"\nRecording 1080p25 4 Mbit/s H.264 over RTSP, copy, {live}")
         print(
             f"{'channels':>8} {'impl':<10} {'procs':>5} {'CPU %':>7} {'CPU %/ch':>9} {'PSS MB':>8} "
             f"{'MB/ch':>6} {'min fps':>8} {'med fps':>8} {'server CPU %':>13}"

@@ -2,7 +2,7 @@
 the control side's WorkerPool with its worker processes (at most PER_WORKER channels each),
 exactly as the platform runs them, minus the database.
 
-    python bench/media_side.py OUTDIR PER_WORKER URL [URL …]
+    python bench/media_side.py OUTDIR PER_WORKER LIVE URL [URL …]     (LIVE: 1 or 0)
 
 Prints "READY" once started; for each line read from stdin, a JSON line with the packets each
 channel has published so far, the live bytes relayed, and the worker PIDs; exits when stdin
@@ -21,7 +21,8 @@ from xueliang.media.pool import WorkerPool
 
 
 def main() -> None:
-    out, per_worker, urls = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    out, per_worker, live_view = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+    urls = sys.argv[4:]
     channels = [f"bench{i:04d}" for i in range(len(urls))]
     live_bytes = dict.fromkeys(channels, 0)
 
@@ -42,7 +43,7 @@ def main() -> None:
     )
     pool.start()
     pool.assign([IngestSpec(channel_id=c, url=u) for c, u in zip(channels, urls, strict=True)])
-    for c in channels:
+    for c in channels if live_view else []:
         pool.watch(c)  # one live viewer's muxer per channel, relayed to this process
     print("READY", flush=True)
     for _line in sys.stdin:
