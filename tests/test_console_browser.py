@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import ADMIN_PASSWORD, TOWN_A, TOWN_B, VILLAGE_A, seed_two_towns
+from tests.support.browser import ARGS, CHROMIUM
 from tests.support.media import Events, status
 from tests.support.server import serve
 from xueliang.api import app as app_module
@@ -21,17 +22,6 @@ from xueliang.app import Platform
 from xueliang.media.model import StatusChanged
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 BUILT = (app_module.CONSOLE / "index.html").is_file()
 needs_build = pytest.mark.skipif(
     not BUILT, reason="the web console is not built (run `make install`, which builds console/)"

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, sync_playwright
 
+from tests.support.browser import ARGS, CHROMIUM
 from tests.support.media import Events, add_sim_camera, status
 from tests.support.server import serve
 from xueliang.api.app import create_app
@@ -18,18 +19,6 @@ from xueliang.app import Platform
 pytestmark = pytest.mark.media
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-# Offline and quiet: no background connections (this machine has no network).
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import queue
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +53,7 @@ class Sender:
         self._live_backlog = 0
         self._lock = threading.Lock()
         self.live_dropped = 0
+        self._pause = threading.Event()  # set on close: the last batch goes at once
         self._thread = threading.Thread(target=self._run, name="worker-sender", daemon=True)
         self._thread.start()
 
@@ -74,18 +74,18 @@ class Sender:
         while not done:
             first = self._queue.get()
             items = [first]
-            deadline = time.monotonic() + BATCH_SECONDS
-            while first is not None and len(items) < BATCH_MAX:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
-                items.append(item)
-                if item is None:
-                    break
+            if first is not None:
+                # Let the batch gather without waking up for each report: a wake-up (and a
+                # GIL hand-over) per fragment cost more than sending it.
+                self._pause.wait(BATCH_SECONDS)
+                while len(items) < BATCH_MAX:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    items.append(item)
+                    if item is None:
+                        break
             done = None in items
             batch = [item for item in items if item is not None]
             if not batch:
@@ -102,6 +102,7 @@ class Sender:
 
     def close(self) -> None:
         """Send what is queued, then stop the writer."""
+        self._pause.set()
         self._queue.put(None)
         self._thread.join(timeout=10)
 
