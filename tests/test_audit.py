@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from tests.conftest import login
@@ -12,6 +12,7 @@ from xueliang.app import Platform
 from xueliang.cli.main import app as cli
 from xueliang.datadir import DataDir
 from xueliang.registry.schemas import OrgCreate
+from xueliang.store.models import AuditRecord
 
 runner = CliRunner()
 
@@ -153,3 +154,24 @@ def test_auditor_reads_audit_viewer_does_not(
     assert client.get("/api/v1/audit", headers=auditor).status_code == 200
     assert client.get("/api/v1/audit/verify", headers=auditor).status_code == 200
     assert client.get("/api/v1/audit", headers=viewer).status_code == 403
+
+
+def test_long_values_are_clipped_and_kept_whole_in_the_detail(
+    platform: Platform, data_dir: DataDir
+) -> None:
+    """The target and source columns are bounded (PostgreSQL refuses longer values): a record
+    with a long device address still goes in, the whole value in its detail, and verifies."""
+    long_target = "onvif:" + "0" * 300 + ":80"
+    long_source = "10.0.0.1, " * 20
+    with platform.db.transaction() as s:
+        record = platform.audit.append(
+            s, "admin", "onvif.probe", target=long_target, source=long_source
+        )
+        seq = record.seq
+    with platform.db.read() as s:
+        stored = s.scalars(select(AuditRecord).where(AuditRecord.seq == seq)).one()
+        assert len(stored.target) == 128 and stored.target.endswith("…")
+        assert stored.detail["target"] == long_target
+        assert len(stored.source) == 64 and stored.detail["source"] == long_source
+    code, out = _verify(data_dir)
+    assert code == 0, out

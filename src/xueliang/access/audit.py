@@ -24,6 +24,9 @@ from xueliang.core.clock import Clock
 from xueliang.store.models import AuditHead, AuditRecord
 
 GENESIS = "0" * 64
+# Lengths of the bounded columns (store.models.AuditRecord).
+TARGET_MAX = 128
+SOURCE_MAX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,12 @@ class AuditLog:
         src = source if source is not None else src
         # Round-trip through JSON so the detail hashed now is the detail read back later.
         detail = json.loads(json.dumps(detail or {}, default=str))
+        # A record must never fail for a long value (a device address, a proxy chain): the
+        # columns are bounded, so a clipped value is kept whole in the detail.
+        if len(target) > TARGET_MAX:
+            detail["target"], target = target, target[: TARGET_MAX - 1] + "…"
+        if len(src) > SOURCE_MAX:
+            detail["source"], src = src, src[: SOURCE_MAX - 1] + "…"
         head = session.execute(
             select(AuditHead).where(AuditHead.id == 1).with_for_update()
         ).scalar_one_or_none()
