@@ -12,6 +12,8 @@ export const router = createRouter({
       children: [
         { path: '', redirect: { name: 'live' } },
         { path: 'live', name: 'live', component: () => import('./views/LiveWall.vue') },
+        { path: 'playback', name: 'playback', component: () => import('./views/PlaybackView.vue') },
+        { path: 'status', name: 'status', component: () => import('./views/StatusView.vue') },
       ],
     },
     { path: '/:rest(.*)*', redirect: { name: 'live' } },

@@ -124,6 +124,19 @@ export async function request<T>(
   return (await res.json()) as T
 }
 
+/** A raw response (media, files) with the caller's token; a non-2xx answer throws ApiError. */
+export async function fetchRaw(path: string, query?: Query, signal?: AbortSignal): Promise<Response> {
+  const headers: Record<string, string> = {}
+  if (token) headers.Authorization = `Bearer ${token}`
+  const res = await fetch(url(path, query), { headers, signal })
+  if (!res.ok) {
+    const err = await toError(res)
+    if (res.status === 401) unauthorized()
+    throw err
+  }
+  return res
+}
+
 export const get = <T>(path: string, query?: Query, signal?: AbortSignal): Promise<T> =>
   request<T>('GET', path, { query, signal })
 
@@ -142,4 +155,99 @@ export async function getAll<T>(path: string, query: Query = {}, max = 20000): P
 export function liveUrl(channelId: string): string {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws'
   return `${proto}://${location.host}${API}/channels/${encodeURIComponent(channelId)}/live?token=${encodeURIComponent(token ?? '')}`
+}
+
+// --- recordings, playback, exports, storage ------------------------------------------------
+
+export interface Gap {
+  start: string
+  end: string
+  seconds: number
+}
+
+export interface GapReport {
+  channel_id: string
+  start: string
+  /** The end asked for, or now if that is earlier. */
+  end: string
+  tolerance_seconds: number
+  recorded_seconds: number
+  gaps: Gap[]
+}
+
+export interface Span {
+  start: string
+  end: string
+  /** Seconds into the playback stream where the span begins. */
+  offset: number
+}
+
+export interface Timeline {
+  channel_id: string
+  start: string
+  end: string
+  first_frame: string
+  spans: Span[]
+  gaps: { start: string; end: string }[]
+}
+
+/** The API's minimum length of an export's reason (media/export.py MIN_REASON). */
+export const MIN_REASON = 4
+
+export interface ExportView {
+  id: number
+  channel_id: string
+  start: string
+  end: string
+  bytes: number
+  sha256: string
+  url: string
+}
+
+export interface TierView {
+  index: number
+  path: string
+  max_age_days: number | null
+  max_bytes: number
+  bytes: number
+  segments: number
+  free_bytes: number | null
+  total_bytes: number | null
+}
+
+export interface SweepReport {
+  started_at: string
+  finished_at: string | null
+  moved: number
+  deleted: number
+  deleted_bytes: number
+  held: number
+}
+
+export interface RepairReport {
+  started_at: string
+  finished_at: string | null
+  files_checked: number
+  indexed: number
+  missing: number
+  damaged: number
+}
+
+export interface StorageView {
+  retention_days: number
+  quota_bytes: number
+  min_free_bytes: number
+  bytes: number
+  segments: number
+  active_holds: number
+  tiers: TierView[]
+  last_sweep: SweepReport | null
+  last_repair: RepairReport | null
+}
+
+/** The API's error as one line for the page. */
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return `${e.message} (${e.status} ${e.code})`
+  if (e instanceof Error) return e.message
+  return String(e)
 }

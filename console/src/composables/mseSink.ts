@@ -10,6 +10,9 @@ const TRIM_AT = 20
 const KEEP = 5
 /** Pieces waiting while the SourceBuffer is busy; past this the sink reports itself too slow. */
 const MAX_QUEUE = 300
+/** Recorded playback: trim played media past this (s), keeping PLAYED_KEEP behind the playhead. */
+const PLAYED_TRIM_AT = 60
+const PLAYED_KEEP = 10
 
 export class MseSink {
   private readonly queue: BufferSource[] = []
@@ -17,6 +20,7 @@ export class MseSink {
   private readonly ms = new MediaSource()
   private readonly url: string
   private closed = false
+  private finishing = false
 
   constructor(
     private readonly video: HTMLVideoElement,
@@ -58,7 +62,16 @@ export class MseSink {
     if (this.closed || !sb || sb.updating) return
     if (this.trim()) return // updateend pumps again
     const next = this.queue.shift()
-    if (!next) return
+    if (!next) {
+      if (this.finishing && this.ms.readyState === 'open') {
+        try {
+          this.ms.endOfStream()
+        } catch {
+          // closed meanwhile
+        }
+      }
+      return
+    }
     try {
       sb.appendBuffer(next)
     } catch (e) {
@@ -81,7 +94,32 @@ export class MseSink {
       this.sb.remove(start, v.currentTime - KEEP)
       return true
     }
+    if (!this.live && v.currentTime - start > PLAYED_TRIM_AT) {
+      this.sb.remove(start, v.currentTime - PLAYED_KEEP)
+      return true
+    }
     return false
+  }
+
+  /** Pieces not yet appended. */
+  get backlog(): number {
+    return this.queue.length
+  }
+
+  /** Seconds of media buffered ahead of the playhead. */
+  get ahead(): number {
+    const b = this.video.buffered
+    return b.length ? b.end(b.length - 1) - this.video.currentTime : 0
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  /** The stream is complete: end it once everything queued is appended (the video then ends). */
+  finish(): void {
+    this.finishing = true
+    this.pump()
   }
 
   close(): void {
