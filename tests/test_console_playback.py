@@ -47,6 +47,12 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
+# The total is shown (an element not rendered yet must not count as loaded).
+STATUS_LOADED = (
+    "(document.querySelector('[data-test=status-total]')?.textContent ?? '—').trim() !== '—'"
+)
+
+
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
@@ -183,9 +189,7 @@ def test_playback_timeline_play_speed_snapshot_export_and_status(
 
         # System status: online/total and 在线率 as the API counts them; storage for the admin.
         page.click("[data-test=nav-status]")
-        page.wait_for_function(
-            "document.querySelector('[data-test=status-total]')?.textContent.trim() !== '—'"
-        )
+        page.wait_for_function(STATUS_LOADED)
         total = client.get("/api/v1/channels", params={"limit": 1}, headers=admin_headers)
         online = client.get(
             "/api/v1/channels", params={"limit": 1, "status": "online"}, headers=admin_headers
@@ -233,9 +237,7 @@ def test_status_without_system_manage_says_no_permission(
         page.click("[data-test=nav-status]")
         page.wait_for_selector("[data-test=storage-forbidden]", timeout=15000)
         assert "无权查看存储状态" in (page.text_content("[data-test=storage-forbidden]") or "")
-        page.wait_for_function(
-            "document.querySelector('[data-test=status-total]')?.textContent.trim() !== '—'"
-        )
+        page.wait_for_function(STATUS_LOADED)
         viewer = client.post(
             "/api/v1/auth/login", json={"username": "viewer_a", "password": password}
         ).json()["access_token"]
