@@ -127,7 +127,8 @@ def test_playback_timeline_play_speed_snapshot_export_and_status(
         assert page.locator(".timeline .label").count() >= 12  # hour ticks
 
         # A click on the range plays it: the video's clock advances, the playhead follows.
-        page.click("[data-test=range] >> nth=0")
+        # At the range's start (not its middle), so that 4x below has seconds of media ahead.
+        page.click("[data-test=range] >> nth=0", position={"x": 1, "y": 4})
         page.wait_for_function(f"{CLOCK} > 0.5", timeout=20000)
         page.wait_for_selector("[data-test=playback-state][data-state=playing]")
         page.wait_for_selector("[data-test=playhead]")
