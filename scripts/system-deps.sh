@@ -2,7 +2,7 @@
 # Installs the system packages the tests need (Debian/Ubuntu), when they are missing:
 # PostgreSQL's server binaries (the suite also runs on a throw-away cluster), ffmpeg/ffprobe
 # (produce and verify media) and GStreamer's RTSP server with the system Python's bindings
-# (a real RTSP peer), Chromium for the browser tests, and Node.js with npm to build the web console.
+# (a real RTSP peer), SIPp (a real SIP peer), Chromium for the browser tests, and Node.js with npm to build the web console.
 # As root it installs them with apt-get; otherwise it says what to install and fails.
 # `system-deps.sh node` checks only Node.js and npm (what `make install` needs for the console).
 set -euo pipefail
@@ -25,6 +25,8 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 # ip(8): the ONVIF discovery test builds a private segment out of network namespaces.
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# SIPp: a SIP peer nobody here wrote, acting as a GB/T 28181 camera in the tests.
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 # A CJK font, so that screenshots of the (Chinese) console are readable.
 fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk|droid sans fallback" || need+=(fonts-wqy-microhei fontconfig)
 have_gst_rtsp || need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
