@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from tests.support.media import Events, add_camera, status
 from tests.support.postgres import throwaway_cluster
 from tests.support.rtsp_peer import RtspPeer
 from xueliang.access import passwords
@@ -153,6 +154,19 @@ def media_platform(platform: Platform) -> Iterator[Platform]:
     platform.media.segment_seconds = 1.0  # short segments keep the test short
     platform.media.backoff_cap = 0.5
     yield platform
+    platform.media.stop()
+
+
+@pytest.fixture
+def live_channel(
+    platform: Platform, client: TestClient, admin_headers: dict[str, str], peer: RtspPeer
+) -> Iterator[str]:
+    """A camera on GStreamer's RTSP server, pulled and online."""
+    events = Events(platform)
+    channel = add_camera(client, admin_headers, peer.url("/h264"))
+    platform.media.start()
+    events.wait(status(channel, "online"), 20, "online")
+    yield channel
     platform.media.stop()
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from tests.conftest import ADMIN_PASSWORD, TOWN_A, TOWN_B, VILLAGE_A, seed_two_towns
 from tests.support.browser import ARGS, CHROMIUM
 from tests.support.media import Events, status
+from tests.support.rtsp_peer import free_port
 from tests.support.server import serve
 from xueliang.api import app as app_module
 from xueliang.api.app import create_app
@@ -179,6 +180,8 @@ def test_live_wall_of_four_simulated_cameras_advances(
             " v.buffered.end(v.buffered.length - 1) - v.currentTime)"
         )
         assert all(lag < 1.5 for lag in lags), lags
+        # Straight from the media workers, with tickets: the platform relays nothing.
+        assert platform.live.watching() == []
         assert (
             page.eval_on_selector_all(".tile", "ts => ts.map(t => t.dataset.state)")
             == ["playing"] * 4
@@ -217,6 +220,38 @@ def test_live_wall_of_four_simulated_cameras_advances(
 
 
 @needs_build
+@needs_build
+@pytest.mark.media
+def test_live_tile_falls_back_to_the_relay_when_the_worker_is_unreachable(
+    platform: Platform, browser: Browser, client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    sim = add_sim_camera(client, admin_headers, "模拟相机", None)
+    platform.settings.media.enabled = True
+    events = Events(platform)
+    with serve(create_app(platform)) as base:
+        events.wait(status(sim, "online"), 30, "online")
+        page = browser.new_page(viewport=VIEWPORT)
+        # As behind a firewall that lets only the HTTP port through: the ticket names a worker
+        # address the browser cannot reach (a port nobody listens on).
+        closed_port = free_port()
+
+        def unreachable(route: Route) -> None:
+            body = route.fetch().json()
+            body["url"] = f"ws://127.0.0.1:{closed_port}/live/{sim}?ticket=x"
+            route.fulfill(json=body)
+
+        page.route("**/live/ticket", unreachable)
+        sign_in(page, base, "admin", ADMIN_PASSWORD)
+        page.wait_for_selector(f'[data-channel="{sim}"]')
+        page.click(f'[data-channel="{sim}"]')
+        page.wait_for_function(
+            "(document.querySelector('.tile video')?.currentTime ?? 0) > 0.5", timeout=30000
+        )
+        assert page.get_attribute(".tile[data-index='0']", "data-state") == "playing"
+        assert platform.live.watching() == [sim]  # relayed by the platform
+        page.close()
+
+
 def test_scoped_user_sees_only_its_town_and_a_401_returns_to_login(
     platform: Platform, browser: Browser, client: TestClient, admin_headers: dict[str, str]
 ) -> None:

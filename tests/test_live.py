@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,9 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from tests.conftest import login
-from tests.support.media import Events, add_camera, status
-from tests.support.rtsp_peer import RtspPeer
 from xueliang.app import Platform
 
 pytestmark = pytest.mark.media
-
-
-@pytest.fixture
-def live_channel(
-    platform: Platform, client: TestClient, admin_headers: dict[str, str], peer: RtspPeer
-) -> Iterator[str]:
-    events = Events(platform)
-    channel = add_camera(client, admin_headers, peer.url("/h264"))
-    platform.media.start()
-    events.wait(status(channel, "online"), 20, "online")
-    yield channel
-    platform.media.stop()
 
 
 def _token(headers: dict[str, str]) -> str:

@@ -112,6 +112,10 @@ def build_platform(
         backoff_cap=settings.media.reconnect_max_seconds,
         channels_per_worker=settings.media.channels_per_worker,
         timezone=settings.media.timezone,
+        live_host=(settings.media.live_host or settings.http.host)
+        if settings.media.live_direct
+        else "",
+        live_port=settings.media.live_port,
     )
     registry_changed.connect(media.on_registry_changed)
     storage = StorageManager(

@@ -93,6 +93,17 @@ class MediaConfig(_Section):
     tiers: list[StorageTier] = Field(default_factory=list)
     # Seconds between storage sweeps (retention, tier moves, quota).
     storage_sweep_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
+    # Live view straight from the media workers (each listens on its own port; the platform
+    # hands viewers a ticket). Off, or unreachable for a browser (a TLS proxy in front), live
+    # view is relayed through the HTTP port instead, at a higher cost per viewer.
+    live_direct: bool = True
+    # Where the workers listen for viewers; empty: the HTTP host.
+    live_host: str = ""
+    # 0: each worker takes a free port; N: worker k listens on N + k (one range to open).
+    live_port: int = Field(default=0, ge=0, le=65000)
+    # The host name written into live URLs; empty: the listening host, or, when that is a
+    # wildcard (0.0.0.0, ::), the host name the browser used to reach the platform.
+    live_public_host: str = ""
 
     @field_validator("timezone")
     @classmethod

@@ -1,10 +1,24 @@
-// One live view: the platform's WebSocket fMP4 stream into a <video> (see api/routers/live.py):
-// a JSON {"type": "init", codec, mime} text message, the init segment as binary, then one binary
+// One live view: a WebSocket fMP4 stream into a <video> (see api/routers/live.py): a JSON
+// {"type": "init", codec, mime} text message, the init segment as binary, then one binary
 // fragment per frame; a new init may come again when the camera's stream restarts; {"type":
 // "error"|"closed", message} before the server closes. Close codes 4401/4403/4404.
+//
+// The stream comes straight from the media worker that runs the channel, with a single-use
+// ticket the platform issues (POST /channels/{id}/live/ticket: permission, area and audit are
+// checked there). Where the worker cannot be reached (an HTTPS proxy in front, a firewall), the
+// platform's relayed WebSocket carries the same protocol.
 import { onBeforeUnmount, ref, type Ref } from 'vue'
-import { get, liveUrl, type Channel } from '../api/client'
+import { ApiError, get, liveUrl, request, type Channel } from '../api/client'
 import { MseSink } from './mseSink'
+
+interface LiveTicket {
+  url: string | null
+  expires_at: string | null
+  relay_url: string
+}
+
+// Once a worker could not be reached from this page, later views go by the relay at once.
+let directUnreachable = false
 
 export type LiveState = 'idle' | 'connecting' | 'playing' | 'offline' | 'error'
 
@@ -80,6 +94,26 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
     return lastMessage ? { text: lastMessage } : { key: 'noSource' }
   }
 
+  let attempt = 0
+
+  /** The worker's ticketed address, or the relay's; null when the caller may not watch. */
+  async function target(id: string): Promise<{ url: string; direct: boolean } | null> {
+    if (!directUnreachable) {
+      try {
+        const t = await request<LiveTicket>('POST', `/channels/${encodeURIComponent(id)}/live/ticket`)
+        if (t.url) return { url: t.url, direct: true }
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 401) return null // the session handler acts
+        if (e instanceof ApiError && e.status === 403) {
+          fail('error', { key: 'forbidden' }, false)
+          return null
+        }
+        // 404 and the rest: the relay says why in its own words
+      }
+    }
+    return { url: liveUrl(id), direct: false }
+  }
+
   function connect(id: string): void {
     teardown()
     const v = video.value
@@ -88,10 +122,30 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
     lastMessage = null
     state.value = 'connecting'
     detail.value = null
+    const mine = ++attempt
+    void target(id).then((t) => {
+      if (t && mine === attempt && channel === id) open(id, v, t.url, t.direct)
+    })
+  }
+
+  function open(id: string, v: HTMLVideoElement, address: string, direct: boolean): void {
     v.addEventListener('playing', onPlaying)
-    const socket = new WebSocket(liveUrl(id))
+    let socket: WebSocket
+    try {
+      socket = new WebSocket(address)
+    } catch {
+      // A malformed address (a misconfigured public host): the relay instead.
+      if (!direct) throw new Error(`cannot open ${address}`)
+      directUnreachable = true
+      socket = new WebSocket(liveUrl(id))
+      direct = false
+    }
     socket.binaryType = 'arraybuffer'
     ws = socket
+    let opened = false
+    socket.onopen = () => {
+      opened = true
+    }
     watchdog = setTimeout(async () => {
       if (ws !== socket || sink) return
       try {
@@ -129,6 +183,14 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
     }
     socket.onclose = (ev: CloseEvent) => {
       if (ws !== socket) return
+      if (direct && !opened) {
+        // The worker's address is not reachable from here (or the ticket was refused): the
+        // relay, now and for the rest of this page's life.
+        directUnreachable = true
+        teardown()
+        open(id, v, liveUrl(id), false)
+        return
+      }
       if (ev.code === 4401) {
         fail('error', { key: 'lost' }, false)
         onUnauthorized()
@@ -153,6 +215,7 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
   }
 
   function stop(): void {
+    attempt++
     channel = null
     teardown()
     state.value = 'idle'

@@ -31,6 +31,11 @@ class Configure:
     recordings: str
     segment_seconds: float
     backoff_cap: float
+    # The worker's own live-view server (live_server.py): where it listens (no host: none)
+    # and the key that signs the platform's live tickets.
+    live_host: str = ""
+    live_port: int = 0
+    live_key: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,15 @@ class Ready:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveListening:
+    """Where the worker serves live viewers itself (port 0 and a reason: it could not)."""
+
+    host: str
+    port: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     event: MediaEvent
 
@@ -126,7 +140,7 @@ class StatsReply:
     live_dropped: int = 0  # live fragments dropped because the control side fell behind
 
 
-Single = Ready | Event | Live | KeyFrameReply | StatsReply
+Single = Ready | LiveListening | Event | Live | KeyFrameReply | StatsReply
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ why. Reports from a worker are handled on that worker's reader thread, in order.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import itertools
 import logging
@@ -59,6 +60,7 @@ class _Worker:
         self.retired = False
         self.backoff = Backoff(first=0.5, cap=30.0)
         self.write_lock = threading.Lock()
+        self.live: tuple[str, int] | None = None  # where its live server listens
 
     @property
     def alive(self) -> bool:
@@ -77,10 +79,17 @@ class WorkerPool:
         on_live: Callable[[str, LiveItem], None],
         on_lost: Callable[[list[str]], None] | None = None,
         python: str = sys.executable,
+        live_host: str = "",
+        live_port: int = 0,
+        live_key: bytes = b"",
     ) -> None:
         if per_worker < 1:
             raise ValueError("per_worker must be at least 1")
-        self._config = ipc.Configure(str(recordings), segment_seconds, backoff_cap)
+        # live_port: 0 lets each worker's live server take a free port; otherwise worker slot
+        # N listens on live_port + N (firewall-friendly, one range to open).
+        self._config = ipc.Configure(
+            str(recordings), segment_seconds, backoff_cap, live_host, live_port, live_key
+        )
         self._per_worker = per_worker
         self._on_event = on_event
         self._on_live = on_live
@@ -215,6 +224,7 @@ class WorkerPool:
             stdout=subprocess.PIPE,
         )
         w.proc, w.started_at, w.restart_at = proc, time.monotonic(), None
+        w.live = None
         assert proc.stdout is not None
         # A larger pipe: a worker's batch of live fragments (32 channels × 10 ms of 1080p)
         # goes in one write instead of blocking on the default 64 KiB.
@@ -224,7 +234,10 @@ class WorkerPool:
             target=self._read, args=(w, proc.stdout), name=f"media-worker-{w.slot}", daemon=True
         )
         w.reader.start()
-        self._send(w, self._config)
+        config = self._config
+        if config.live_host and config.live_port:
+            config = dataclasses.replace(config, live_port=config.live_port + w.slot)
+        self._send(w, config)
         self._send(w, ipc.Assign(tuple(w.channels.values())))
         for cid in w.channels:
             if cid in self._watched:
@@ -262,15 +275,20 @@ class WorkerPool:
             if msg is None:
                 break
             try:
-                self._dispatch(msg)
+                self._dispatch(msg, w)
             except Exception:  # a report that cannot be handled must not stop the reader
                 log.exception("media worker %d: report %r failed", w.slot, type(msg).__name__)
         self._wake.set()
 
-    def _dispatch(self, msg: ipc.Command | ipc.Report) -> None:
+    def _dispatch(self, msg: ipc.Command | ipc.Report, w: _Worker) -> None:
         if isinstance(msg, ipc.Batch):
             for report in msg.reports:
-                self._dispatch(report)
+                self._dispatch(report, w)
+        elif isinstance(msg, ipc.LiveListening):
+            if msg.port:
+                w.live = (msg.host, msg.port)
+            else:
+                log.error("media worker %d serves no live view itself: %s", w.slot, msg.error)
         elif isinstance(msg, ipc.Event):
             self._on_event(msg.event)
         elif isinstance(msg, ipc.Live):
@@ -356,6 +374,11 @@ class WorkerPool:
             w = self.channel_worker(channel_id)
             if w is not None:
                 self._send(w, ipc.Unwatch(channel_id))
+
+    def live_endpoint(self, channel_id: str) -> tuple[str, int] | None:
+        """Where the worker running the channel serves live viewers itself, if it does."""
+        w = self.channel_worker(channel_id)
+        return w.live if w is not None and w.alive else None
 
     def trigger(self, channel_id: str, at: float, post_roll: float | None = None) -> bool:
         """An event on the channel (event-mode recording); False when it is not pulled."""

@@ -15,12 +15,15 @@ from pathlib import Path
 from xueliang.media.hub import ChannelHub, KeyFrame
 from xueliang.media.ingest import Backoff, ChannelIngest
 from xueliang.media.ipc import ChannelStats
-from xueliang.media.live import LiveItem, LiveMuxer
+from xueliang.media.live import Closed, LiveItem
+from xueliang.media.live_fanout import LiveFanout, Sink
 from xueliang.media.model import IngestSpec, MediaEvent
 from xueliang.media.plans import RecordingGate
 from xueliang.media.recorder import SegmentRecorder
 
 log = logging.getLogger(__name__)
+
+_RELAY = "relay"  # the sink key of the relay to the control process
 
 # How long stopping waits for one ingest thread (blocked in a network read at worst; FFmpeg's
 # own timeout ends that).
@@ -49,7 +52,7 @@ class ChannelRunner:
         self._emit = emit
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
-        self._live: dict[str, LiveMuxer] = {}
+        self._live: dict[str, LiveFanout] = {}
         self.hubs: dict[str, ChannelHub] = {}
 
     def assign(self, specs: Sequence[IngestSpec]) -> None:
@@ -104,33 +107,65 @@ class ChannelRunner:
             run.ingest.hub.unsubscribe(run.gate)  # closes the segment in progress
 
     def _forget(self, channel_id: str) -> None:
-        muxer = self._live.pop(channel_id, None)
+        fan = self._live.pop(channel_id, None)
         hub = self.hubs.pop(channel_id, None)
-        if muxer is not None and hub is not None:
-            hub.unsubscribe(muxer)
+        if fan is not None:
+            if hub is not None:
+                hub.unsubscribe(fan.muxer)
+            fan.close("the channel is no longer pulled here")
 
     # --- live view -------------------------------------------------------------------------------
+    # A channel's live muxer runs while it has a sink: the relay to the control process
+    # (``watch``) and/or viewers this worker serves itself (``add_viewer``).
 
     def watch(self, channel_id: str, emit: Callable[[LiveItem], None]) -> None:
-        """Start (or restart) the channel's live muxer. A channel not running (yet) gets its
-        muxer when its ingest starts."""
-        with self._lock:
-            self._unwatch(channel_id)
-            muxer = self._live[channel_id] = LiveMuxer(emit)
-            hub = self._hub(channel_id)
-        hub.subscribe(muxer)  # replays the GOP: outside the runner's lock
+        """Relay the channel's live output to the control process through ``emit``, starting
+        with the init segment and the current GOP. A channel not running (yet) gets its muxer
+        when its ingest starts."""
+
+        def relay(item: LiveItem) -> bool:
+            # The control side tells its own viewers when a channel stops being pulled.
+            if not isinstance(item, Closed):
+                emit(item)
+            return True
+
+        self._add_sink(channel_id, _RELAY, relay)
 
     def unwatch(self, channel_id: str) -> None:
-        with self._lock:
-            self._unwatch(channel_id)
+        self.remove_sink(channel_id, _RELAY)
 
-    def _unwatch(self, channel_id: str) -> None:
-        muxer = self._live.pop(channel_id, None)
-        hub = self.hubs.get(channel_id)
-        if muxer is not None and hub is not None:
-            hub.unsubscribe(muxer)
-        if hub is not None and channel_id not in self._running and hub.consumer_count == 0:
-            del self.hubs[channel_id]
+    def add_viewer(self, channel_id: str, key: object, sink: Sink) -> bool:
+        """A viewer served by this worker; False when the channel does not run here."""
+        return self._add_sink(channel_id, key, sink, running_only=True)
+
+    def _add_sink(
+        self, channel_id: str, key: object, sink: Sink, *, running_only: bool = False
+    ) -> bool:
+        with self._lock:
+            if running_only and channel_id not in self._running:
+                return False
+            fan = self._live.get(channel_id)
+            if fan is None:
+                fan = self._live[channel_id] = LiveFanout()
+                fan.add(key, sink)
+                # Replays the hub's GOP into the new muxer, whose output reaches the sink.
+                self._hub(channel_id).subscribe(fan.muxer)
+            else:
+                fan.add(key, sink)
+        return True
+
+    def remove_sink(self, channel_id: str, key: object) -> None:
+        """Let a sink go; the muxer stops with the last one."""
+        with self._lock:
+            fan = self._live.get(channel_id)
+            if fan is None or not fan.remove(key):
+                return
+            del self._live[channel_id]
+            hub = self.hubs.get(channel_id)
+            if hub is not None:
+                hub.unsubscribe(fan.muxer)
+                if channel_id not in self._running and hub.consumer_count == 0:
+                    del self.hubs[channel_id]
 
     # --- questions -------------------------------------------------------------------------------
 

@@ -3,19 +3,25 @@ the media workers pull and record it, and records what happens (segments into th
 into the registry).
 
 Ingest, recording and live muxing run in supervised worker processes (pool.py), a bounded group
-of channels each; this process only stores their reports and relays live fragments.
+of channels each; this process only stores their reports, issues live tickets (workers serve viewers
+themselves) and relays live fragments where a viewer cannot reach a worker.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets as secrets_module
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import select
 
 from xueliang.core.secretbox import SecretBox
+from xueliang.media import tickets
 from xueliang.media.hub import KeyFrame
 from xueliang.media.ipc import ChannelStats
 from xueliang.media.live import LiveItem
@@ -28,6 +34,18 @@ from xueliang.store.db import Database
 from xueliang.store.models import Channel, Device
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectLive:
+    """Where and with what ticket a viewer watches a channel straight from its worker."""
+
+    host: str  # where the worker listens (0.0.0.0 / :: : any address of this machine)
+    port: int
+    path: str
+    ticket: str
+    expires: float  # Unix time
+
 
 # ONVIF devices are pulled over RTSP from the stream URIs read when they were registered.
 PULLED_PROTOCOLS = ("rtsp", "onvif", "sim")
@@ -46,6 +64,8 @@ class MediaService:
         backoff_cap: float = 30.0,
         channels_per_worker: int = 32,
         timezone: str = "Asia/Shanghai",
+        live_host: str = "127.0.0.1",
+        live_port: int = 0,
     ) -> None:
         self._db = db
         self._secrets = secrets
@@ -57,6 +77,11 @@ class MediaService:
         self.backoff_cap = backoff_cap
         self.channels_per_worker = channels_per_worker
         self._timezone = timezone
+        # Workers serve live viewers themselves on live_host (empty: only the relay), under
+        # tickets signed with a key that lives as long as this process.
+        self.live_host = live_host
+        self.live_port = live_port
+        self._live_key = secrets_module.token_bytes(32)
         self._lock = threading.Lock()
         self._pool: WorkerPool | None = None
         # Called with every event after it was stored (the console's push channel, tests).
@@ -77,6 +102,9 @@ class MediaService:
                     on_event=self._on_event,
                     on_live=self._on_live,
                     on_lost=self._on_lost,
+                    live_host=self.live_host,
+                    live_port=self.live_port,
+                    live_key=self._live_key,
                 )
                 self._pool.start()
         self.sync()
@@ -178,6 +206,18 @@ class MediaService:
     def unwatch(self, channel_id: str) -> None:
         if self._pool is not None:
             self._pool.unwatch(channel_id)
+
+    def live_ticket(self, channel_id: str, subject: str) -> DirectLive | None:
+        """A ticket to watch the channel straight from its worker, or None when that worker
+        serves no live view itself (the relay is the way then)."""
+        pool = self._pool
+        endpoint = pool.live_endpoint(channel_id) if pool is not None else None
+        if endpoint is None:
+            return None
+        token, ticket = tickets.issue(self._live_key, channel_id, subject, now=time.time())
+        return DirectLive(
+            endpoint[0], endpoint[1], f"/live/{quote(channel_id)}", token, ticket.expires
+        )
 
     def trigger(self, channel_id: str, at: float, post_roll: float | None = None) -> bool:
         """An event on the channel for event-mode recording; False when it is not pulled."""

@@ -25,8 +25,10 @@ from typing import BinaryIO
 
 from xueliang.media import ipc
 from xueliang.media.live import Fragment, LiveItem
+from xueliang.media.live_server import LiveServer
 from xueliang.media.model import MediaEvent
 from xueliang.media.runner import ChannelRunner
+from xueliang.media.tickets import TicketVerifier
 
 log = logging.getLogger("xueliang.media.worker")
 
@@ -111,6 +113,7 @@ def serve(commands: BinaryIO, out: BinaryIO) -> None:
     sender = Sender(out)
     sender.send(ipc.Ready(os.getpid()))
     runner: ChannelRunner | None = None
+    live: LiveServer | None = None
 
     def event(e: MediaEvent) -> None:
         sender.send(ipc.Event(e))
@@ -132,15 +135,38 @@ def serve(commands: BinaryIO, out: BinaryIO) -> None:
                         backoff_cap=cmd.backoff_cap,
                         emit=event,
                     )
+                    if cmd.live_host:
+                        live = _serve_live(runner, sender, cmd)
                 continue
             if runner is None or isinstance(cmd, ipc.Report):
                 log.error("media worker: unexpected %s; ignored", type(cmd).__name__)
                 continue
             _handle(runner, sender, cmd)
     finally:
+        if live is not None:
+            live.stop()  # viewers are told the worker stops
         if runner is not None:
             runner.stop()  # closes segments in progress: their events go out before we exit
         sender.close()
+
+
+def _serve_live(runner: ChannelRunner, sender: Sender, cmd: ipc.Configure) -> LiveServer | None:
+    """Start the worker's own live-view server; without one, live view goes by the relay."""
+    try:
+        server = LiveServer(
+            cmd.live_host,
+            cmd.live_port,
+            TicketVerifier(cmd.live_key),
+            join=runner.add_viewer,
+            leave=runner.remove_sink,
+        )
+    except OSError as exc:
+        log.error("media worker: live view on %s:%d: %s", cmd.live_host, cmd.live_port, exc)
+        sender.send(ipc.LiveListening(cmd.live_host, 0, str(exc)))
+        return None
+    server.start()
+    sender.send(ipc.LiveListening(server.host, server.port))
+    return server
 
 
 def _handle(runner: ChannelRunner, sender: Sender, cmd: ipc.Command) -> None:

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, Response, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
 
 from xueliang.access.permissions import Permission
 from xueliang.access.principal import Principal
-from xueliang.api.deps import client_source
+from xueliang.api.deps import PlatformDep, PrincipalDep, client_source
 from xueliang.api.deps import platform as platform_of
 from xueliang.api.errors import ERROR_RESPONSES
 from xueliang.app import Platform
@@ -39,6 +42,57 @@ def _admit(p: Platform, token: str, channel_id: str, source: str) -> Principal:
     with p.db.transaction() as s:
         p.audit.append(s, principal, "video.live", target=f"channel:{channel_id}")
     return principal
+
+
+class LiveTicketView(BaseModel):
+    """How to watch a channel live: straight from its media worker when ``url`` is given (a
+    single-use ticket, valid until ``expires_at``), otherwise (or when that fails) through the
+    platform's relay at ``relay_url`` with ``?token=``."""
+
+    url: str | None
+    expires_at: datetime | None
+    relay_url: str
+
+
+def _public_host(p: Platform, request: Request, bound: str) -> str:
+    host = p.settings.media.live_public_host
+    if not host:
+        wildcard = bound in ("0.0.0.0", "::")  # noqa: S104 - recognising it, not binding
+        host = (request.url.hostname or "127.0.0.1") if wildcard else bound
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+@router.post(
+    "/channels/{channel_id}/live/ticket",
+    summary="A ticket to watch the channel live straight from its media worker (audited)",
+)
+def live_ticket(
+    request: Request, channel_id: str, p: PlatformDep, principal: PrincipalDep
+) -> LiveTicketView:
+    principal.require(Permission.VIDEO_LIVE)
+    p.channels.get(principal, channel_id)  # scope check: raises PermissionDenied / NotFound
+    if not p.media.is_pulled(channel_id):
+        raise NotFound(f"channel {channel_id} has no live source")
+    relay = f"/api/v1/channels/{quote(channel_id)}/live"
+    # Workers speak plain ws://: a page served over HTTPS may not open it (mixed content).
+    secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    direct = None if secure else p.media.live_ticket(channel_id, principal.username)
+    with p.db.transaction() as s:
+        p.audit.append(
+            s,
+            principal,
+            "video.live",
+            target=f"channel:{channel_id}",
+            detail={"via": "direct" if direct else "relay"},
+        )
+    if direct is None:
+        return LiveTicketView(url=None, expires_at=None, relay_url=relay)
+    host = _public_host(p, request, direct.host)
+    return LiveTicketView(
+        url=f"ws://{host}:{direct.port}{direct.path}?ticket={direct.ticket}",
+        expires_at=datetime.fromtimestamp(direct.expires, UTC),
+        relay_url=relay,
+    )
 
 
 @router.websocket("/channels/{channel_id}/live")
