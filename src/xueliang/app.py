@@ -26,6 +26,7 @@ from xueliang.media.storage import StorageManager
 from xueliang.media.tiers import StoragePolicy, storage_tiers
 from xueliang.registry.channels import ChannelService
 from xueliang.registry.common import IdPolicy
+from xueliang.registry.coverage import CoverageService
 from xueliang.registry.devices import DeviceService
 from xueliang.registry.importer import RegisterIO
 from xueliang.registry.orgs import OrgService
@@ -46,6 +47,7 @@ class Platform:
     orgs: OrgService
     devices: DeviceService
     channels: ChannelService
+    coverage: CoverageService
     register: RegisterIO
     segments: SegmentIndex
     media: MediaService
@@ -139,6 +141,7 @@ def build_platform(
         orgs=OrgService(db, audit),
         devices=DeviceService(db, audit, clock, secrets, ids, changed=registry_changed),
         channels=channels,
+        coverage=CoverageService(db),
         register=RegisterIO(db, audit, clock, secrets, ids, changed=registry_changed),
         segments=segments,
         media=media,

@@ -137,6 +137,17 @@ class MediaConfig(_Section):
         return self
 
 
+class MapConfig(_Section):
+    # The console's map tiles, a URL template with {z}/{x}/{y} (an in-house tile server on a
+    # closed network); empty: a plain background with a coordinate grid, usable anywhere.
+    tile_url: str = ""
+    attribution: str = ""
+    max_zoom: int = Field(default=18, ge=1, le=22)
+    # Where the map opens, [longitude, latitude], and at which zoom; unset: fit the channels.
+    center: tuple[float, float] | None = None
+    zoom: int = Field(default=13, ge=1, le=22)
+
+
 class DemoConfig(_Section):
     enabled: bool = False
 
@@ -147,6 +158,7 @@ class Settings(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    map: MapConfig = Field(default_factory=MapConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
 
 
