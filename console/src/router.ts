@@ -14,6 +14,10 @@ export const router = createRouter({
         { path: 'live', name: 'live', component: () => import('./views/LiveWall.vue') },
         { path: 'playback', name: 'playback', component: () => import('./views/PlaybackView.vue') },
         { path: 'status', name: 'status', component: () => import('./views/StatusView.vue') },
+        // Administration: no channel panel beside them (meta.admin); the API checks permissions.
+        { path: 'devices', name: 'devices', component: () => import('./views/DevicesView.vue'), meta: { admin: true } },
+        { path: 'users', name: 'users', component: () => import('./views/UsersView.vue'), meta: { admin: true } },
+        { path: 'audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { admin: true } },
       ],
     },
     { path: '/:rest(.*)*', redirect: { name: 'live' } },

@@ -251,3 +251,223 @@ export function errorText(e: unknown): string {
   if (e instanceof Error) return e.message
   return String(e)
 }
+
+// --- administration: devices, channels, register, users, roles, audit ---------------------
+
+/** GET /auth/me: the caller, its roles, area and permissions. */
+export interface Me {
+  id: number
+  username: string
+  display_name: string
+  roles: string[]
+  permissions: string[]
+}
+
+export interface DeviceView {
+  id: string
+  name: string
+  kind: string
+  protocol: string
+  /** Without credentials. */
+  url: string | null
+  username: string | null
+  has_password: boolean
+  transport: string
+  manufacturer: string | null
+  model: string | null
+  firmware: string | null
+  ip: string | null
+  port: number | null
+  org: string | null
+  status: string
+  status_reason: string | null
+  enabled: boolean
+  channel_count: number
+  created_at: string
+  updated_at: string
+}
+
+/** POST /devices (create) and PATCH /devices/{id} (update) take these fields. */
+export interface DeviceForm {
+  id?: string
+  name?: string
+  kind?: string
+  protocol?: string
+  url?: string | null
+  username?: string | null
+  password?: string | null
+  transport?: string
+  ip?: string | null
+  port?: number | null
+  org?: string | null
+  enabled?: boolean
+}
+
+export interface ChannelView extends Channel {
+  remote_id: string | null
+  longitude: number | null
+  latitude: number | null
+  direction: number | null
+  point_class: number
+  ptz_type: string
+  stream_url: string | null
+  grid: string | null
+  enabled: boolean
+}
+
+export interface ChannelForm {
+  name?: string
+  org?: string | null
+  ptz_type?: string
+  longitude?: number | null
+  latitude?: number | null
+  address?: string | null
+}
+
+export interface ImportRowError {
+  /** Line in the sheet (the header is line 1). */
+  row: number
+  column: string | null
+  message: string
+}
+
+export interface ImportResult {
+  rows: number
+  devices_created: number
+  channels_created: number
+  channels_updated: number
+  ignored_columns: string[]
+}
+
+export interface ScopeSpec {
+  all: boolean
+  orgs: string[]
+  channels: string[]
+}
+
+export interface AccountView {
+  id: number
+  username: string
+  display_name: string
+  enabled: boolean
+  roles: string[]
+  scope: ScopeSpec
+  locked_until: string | null
+  last_login_at: string | null
+  created_at: string
+}
+
+export interface AccountCreated extends AccountView {
+  /** Only when the platform generated it; shown this once. */
+  generated_password: string | null
+}
+
+export interface AccountForm {
+  username?: string
+  password?: string | null
+  display_name?: string
+  roles?: string[]
+  scope?: ScopeSpec
+  enabled?: boolean
+  unlock?: boolean
+}
+
+export interface RoleView {
+  name: string
+  title: string
+  builtin: boolean
+  permissions: string[]
+}
+
+export interface AuditRecord {
+  seq: number
+  at: string
+  actor: string
+  action: string
+  target: string
+  outcome: string
+  source: string
+  reason: string
+  detail: Record<string, unknown>
+  hash: string
+}
+
+export interface AuditQuery {
+  actor?: string
+  action?: string
+  target?: string
+  outcome?: string
+  since?: string
+  until?: string
+  offset: number
+  limit: number
+}
+
+export interface VerifyResult {
+  ok: boolean
+  checked: number
+  first_bad_seq: number | null
+  problem: string
+}
+
+const enc = encodeURIComponent
+
+export const getMe = (): Promise<Me> => get<Me>('/auth/me')
+
+export const listDevices = (query: Query): Promise<Page<DeviceView>> => get<Page<DeviceView>>('/devices', query)
+export const createDevice = (body: DeviceForm): Promise<DeviceView> => request<DeviceView>('POST', '/devices', { body })
+export const updateDevice = (id: string, body: DeviceForm): Promise<DeviceView> =>
+  request<DeviceView>('PATCH', `/devices/${enc(id)}`, { body })
+export const deleteDevice = (id: string): Promise<void> => request<void>('DELETE', `/devices/${enc(id)}`)
+
+export const listDeviceChannels = (deviceId: string): Promise<ChannelView[]> =>
+  getAll<ChannelView>('/channels', { device_id: deviceId })
+export const updateChannel = (id: string, body: ChannelForm): Promise<ChannelView> =>
+  request<ChannelView>('PATCH', `/channels/${enc(id)}`, { body })
+
+/** POST /registry/import: all rows or none; a 422's details are ImportRowError[]. */
+export async function importRegister(file: File): Promise<ImportResult> {
+  const form = new FormData()
+  form.append('file', file, file.name)
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  if (token) headers.Authorization = `Bearer ${token}`
+  const res = await fetch(url('/registry/import'), { method: 'POST', headers, body: form })
+  if (!res.ok) {
+    const err = await toError(res)
+    if (res.status === 401) unauthorized()
+    throw err
+  }
+  return (await res.json()) as ImportResult
+}
+
+/** The row errors of a failed import, if that is what the error carries. */
+export function importRowErrors(e: unknown): ImportRowError[] {
+  if (!(e instanceof ApiError) || !Array.isArray(e.details)) return []
+  return (e.details as unknown[]).filter(
+    (d): d is ImportRowError => typeof d === 'object' && d !== null && 'row' in d && 'message' in d,
+  )
+}
+
+export async function exportRegister(format: 'csv' | 'xlsx', lang: 'zh' | 'en'): Promise<Blob> {
+  const res = await fetchRaw('/registry/export', { format, lang })
+  return res.blob()
+}
+
+export const listAccounts = (query: Query): Promise<Page<AccountView>> => get<Page<AccountView>>('/users', query)
+export const createAccount = (body: AccountForm): Promise<AccountCreated> =>
+  request<AccountCreated>('POST', '/users', { body })
+export const updateAccount = (id: number, body: AccountForm): Promise<AccountView> =>
+  request<AccountView>('PATCH', `/users/${id}`, { body })
+export const deleteAccount = (id: number): Promise<void> => request<void>('DELETE', `/users/${id}`)
+
+export const listRoles = (): Promise<RoleView[]> => get<RoleView[]>('/roles')
+export const listPermissions = (): Promise<string[]> => get<string[]>('/permissions')
+export const createRole = (body: { name: string; title: string; permissions: string[] }): Promise<RoleView> =>
+  request<RoleView>('POST', '/roles', { body })
+export const updateRole = (name: string, body: { title?: string; permissions?: string[] }): Promise<RoleView> =>
+  request<RoleView>('PATCH', `/roles/${enc(name)}`, { body })
+export const deleteRole = (name: string): Promise<void> => request<void>('DELETE', `/roles/${enc(name)}`)
+
+export const listAudit = (query: AuditQuery): Promise<Page<AuditRecord>> =>
+  get<Page<AuditRecord>>('/audit', { ...query })
+export const verifyAudit = (): Promise<VerifyResult> => get<VerifyResult>('/audit/verify')
