@@ -34,6 +34,7 @@ $(CONSOLE_DEPS): console/package.json console/package-lock.json
 
 $(CONSOLE_STAMP): $(CONSOLE_DEPS) $(CONSOLE_SRC)
 	cd console && npm run build
+	$(PYTHON) scripts/precompress.py $(CONSOLE_OUT)
 	touch $@
 
 console: $(CONSOLE_STAMP)

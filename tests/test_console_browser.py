@@ -5,6 +5,8 @@ scoped to one town sees only that town. Screenshots of each page go to test-arti
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from xueliang.api.app import create_app
 from xueliang.app import Platform
 from xueliang.media.model import StatusChanged
 
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts" / "console"
 BUILT = (app_module.CONSOLE / "index.html").is_file()
 needs_build = pytest.mark.skipif(
     not BUILT, reason="the web console is not built (run `make install`, which builds console/)"
@@ -92,6 +95,42 @@ def test_without_a_build_the_root_says_how_to_build(
         assert missing.status_code == 404
         assert "make install" in missing.text
         assert c.get("/api/v1/health").status_code == 200
+
+
+def test_console_files_go_out_gzipped_and_hashed_assets_are_cached_for_good(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = tmp_path / "console"
+    (build / "assets").mkdir(parents=True)
+    script = ("console.log('雪亮');\n" * 400).encode()
+    (build / "index.html").write_text('<div id="app"></div>' + " " * 2000)
+    (build / "assets" / "app-1a2b3c.js").write_bytes(script)
+    (build / "assets" / "tiny-9f8e.css").write_text("a{}")
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "precompress.py"), str(build)],
+        check=True,
+        capture_output=True,
+    )
+    assert (build / "assets" / "app-1a2b3c.js.gz").is_file()
+    assert not (build / "assets" / "tiny-9f8e.css.gz").exists()  # too small to gain
+    monkeypatch.setattr(app_module, "CONSOLE", build)
+    with TestClient(create_app(platform)) as c:
+        r = c.get("/console/assets/app-1a2b3c.js", headers={"Accept-Encoding": "gzip"})
+        assert r.status_code == 200
+        assert r.headers["content-encoding"] == "gzip"
+        assert r.headers["content-type"].startswith("text/javascript")
+        assert int(r.headers["content-length"]) < len(script) / 10
+        assert r.content == script  # the client unpacked it: the same bytes
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        plain = c.get("/console/assets/app-1a2b3c.js", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.content == script
+        small = c.get("/console/assets/tiny-9f8e.css", headers={"Accept-Encoding": "gzip"})
+        assert small.text == "a{}" and "content-encoding" not in small.headers
+        page = c.get("/console/", headers={"Accept-Encoding": "gzip"})
+        assert page.headers["content-encoding"] == "gzip"
+        assert page.headers["cache-control"] == "no-cache"
+        assert '<div id="app">' in page.text
+        assert c.get("/console/assets/missing.js").status_code == 404
 
 
 # --- in the browser ---------------------------------------------------------------------------

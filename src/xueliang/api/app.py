@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import mimetypes
+import stat as stat_module
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
@@ -59,13 +63,40 @@ def _console_built() -> bool:
 
 
 class _Console(StaticFiles):
-    """The console's files; the plain not-built page (not a 500) while there is no build."""
+    """The console's files; the plain not-built page (not a 500) while there is no build.
+
+    Text files go out gzipped where the build left a compressed copy (scripts/precompress.py)
+    and the browser accepts it. Vite names assets by content hash, so they may be cached for
+    good; index.html is revalidated, so a new build is seen at once."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _console_built():
             await HTMLResponse(_NOT_BUILT, status_code=404)(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        accepts = Headers(scope=scope).get("accept-encoding", "")
+        response: Response | None = None
+        if path in ("", ".") or path.endswith("/"):
+            path = f"{path.rstrip('/.')}/index.html".lstrip("/")  # the page of a directory
+        if "gzip" in accepts and scope["method"] in ("GET", "HEAD"):
+            try:
+                full, stat = await anyio.to_thread.run_sync(self.lookup_path, path + ".gz")
+            except (OSError, ValueError):  # a name no file can have (NUL): the plain path says
+                full, stat = "", None
+            if stat is not None and stat_module.S_ISREG(stat.st_mode):
+                media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+                response = FileResponse(full, stat_result=stat, media_type=media_type)
+                response.headers["content-encoding"] = "gzip"
+        if response is None:
+            response = await super().get_response(path, scope)
+        response.headers["vary"] = "Accept-Encoding"
+        if path.startswith("assets/") and response.status_code == 200:
+            response.headers["cache-control"] = "public, max-age=31536000, immutable"
+        else:
+            response.headers["cache-control"] = "no-cache"
+        return response
 
 
 def _no_nul_in_url(request: HTTPConnection) -> None:
