@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import create_engine, text
 
+from tests.support.browser import ARGS, CHROMIUM
 from tests.support.media import Events, add_camera, status
 from tests.support.postgres import throwaway_cluster
 from tests.support.rtsp_peer import RtspPeer
@@ -168,6 +170,17 @@ def live_channel(
     events.wait(status(channel, "online"), 20, "online")
     yield channel
     platform.media.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless (the console's tests)."""
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 def login(client: TestClient, username: str, password: str) -> dict[str, str]:

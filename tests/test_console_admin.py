@@ -16,7 +16,6 @@ from playwright.sync_api import Browser, Page, ViewportSize
 from tests.conftest import ADMIN_PASSWORD, TOWN_A, VILLAGE_A, VILLAGE_B, seed_two_towns
 from tests.support.server import serve
 from tests.test_console_browser import (  # the fixture and helpers of the console's other tests
-    browser,  # noqa: F401
     needs_build,
     shot,
     sign_in,
@@ -77,7 +76,7 @@ def open_page(page: Page, nav: str, ready: str) -> None:
 
 def test_devices_page_create_import_and_channels(
     platform: Platform,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     seed_two_towns(platform)
@@ -203,7 +202,7 @@ def test_devices_page_create_import_and_channels(
 
 def test_user_scoped_to_a_town_sees_only_its_devices(
     platform: Platform,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     client: TestClient,
 ) -> None:
     area = seed_two_towns(platform)
@@ -316,7 +315,7 @@ def test_user_scoped_to_a_town_sees_only_its_devices(
 
 def test_audit_log_filters_and_detail(
     platform: Platform,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
 ) -> None:
     seed_two_towns(platform)
     platform.users.create_user(

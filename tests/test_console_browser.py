@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from tests.conftest import ADMIN_PASSWORD, TOWN_A, TOWN_B, VILLAGE_A, seed_two_towns
-from tests.support.browser import ARGS, CHROMIUM
 from tests.support.media import Events, status
 from tests.support.rtsp_peer import free_port
 from tests.support.server import serve
@@ -31,16 +29,6 @@ needs_build = pytest.mark.skipif(
     not BUILT, reason="the web console is not built (run `make install`, which builds console/)"
 )
 VIEWPORT = {"width": 1440, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def shot(page: Page, name: str) -> None:

@@ -14,6 +14,8 @@ export const router = createRouter({
         { path: 'live', name: 'live', component: () => import('./views/LiveWall.vue') },
         { path: 'playback', name: 'playback', component: () => import('./views/PlaybackView.vue') },
         { path: 'status', name: 'status', component: () => import('./views/StatusView.vue') },
+        // The map has its own panel (coverage per area) beside it.
+        { path: 'map', name: 'map', component: () => import('./views/MapView.vue'), meta: { panel: false } },
         // Administration: no channel panel beside them (meta.admin); the API checks permissions.
         { path: 'devices', name: 'devices', component: () => import('./views/DevicesView.vue'), meta: { admin: true } },
         { path: 'users', name: 'users', component: () => import('./views/UsersView.vue'), meta: { admin: true } },

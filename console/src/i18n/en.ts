@@ -21,7 +21,7 @@ const en: typeof zh = {
     network: 'Cannot reach the platform: {message}',
     footer: 'Authorised personnel only; every action is audited.',
   },
-  nav: { live: 'Live view', playback: 'Playback', status: 'System status', devices: 'Devices', users: 'Users & roles', audit: 'Audit log', logout: 'Sign out', user: 'User' },
+  nav: { live: 'Live view', playback: 'Playback', map: 'Map', status: 'System status', devices: 'Devices', users: 'Users & roles', audit: 'Audit log', logout: 'Sign out', user: 'User' },
   tree: {
     title: 'Organisations',
     all: 'All',
@@ -308,5 +308,19 @@ const en: typeof zh = {
     outcomes: { ok: 'OK', failed: 'Failed', locked: 'Locked', disabled: 'Disabled', denied: 'Denied' },
   },
   error: { generic: 'Request failed ({status})' },
+  map: {
+    title: 'Map of channels',
+    watch: 'Watch live',
+    fit: 'Show all',
+    plain: 'No map tile server configured: plain background with a coordinate grid',
+    tilesFailed: 'The map tile server cannot be reached: plain background instead',
+    coverage: 'Coverage by area',
+    area: 'Area',
+    channels: 'Channels',
+    online: 'Online',
+    rate: 'Online rate',
+    located: 'On map',
+    unplaced: '{n} more channels belong to no organisation',
+  },
 }
 export default en

@@ -19,7 +19,7 @@ export default {
     network: '无法连接平台：{message}',
     footer: '仅限授权人员使用，所有操作均被审计。',
   },
-  nav: { live: '实时预览', playback: '录像回放', status: '系统状态', devices: '设备管理', users: '用户与角色', audit: '审计日志', logout: '退出', user: '当前用户' },
+  nav: { live: '实时预览', playback: '录像回放', map: '点位地图', status: '系统状态', devices: '设备管理', users: '用户与角色', audit: '审计日志', logout: '退出', user: '当前用户' },
   tree: {
     title: '组织机构',
     all: '全部',
@@ -306,4 +306,18 @@ export default {
     outcomes: { ok: '成功', failed: '失败', locked: '已锁定', disabled: '已停用', denied: '拒绝' },
   },
   error: { generic: '请求失败（{status}）' },
+  map: {
+    title: '点位地图',
+    watch: '实时预览',
+    fit: '显示全部',
+    plain: '未配置地图瓦片服务，显示简易底图（经纬网格）',
+    tilesFailed: '地图瓦片服务不可达，已切换为简易底图',
+    coverage: '各区域覆盖情况',
+    area: '区域',
+    channels: '点位',
+    online: '在线',
+    rate: '在线率',
+    located: '已标注',
+    unplaced: '另有 {n} 个点位未归属组织',
+  },
 }
