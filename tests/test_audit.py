@@ -123,6 +123,11 @@ def test_audit_filters(client: TestClient, admin_headers: dict[str, str]) -> Non
     assert by_prefix["total"] >= 2
     none = client.get("/api/v1/audit", params={"actor": "nobody"}, headers=admin_headers).json()
     assert none["total"] == 0 and none["items"] == []
+    # By the client's address (TestClient calls itself "testclient"), or its beginning.
+    here = client.get("/api/v1/audit", params={"source": "testcl"}, headers=admin_headers).json()
+    assert here["total"] >= 2 and {i["source"] for i in here["items"]} == {"testclient"}
+    elsewhere = client.get("/api/v1/audit", params={"source": "10.9."}, headers=admin_headers)
+    assert elsewhere.json()["total"] == 0
 
 
 def test_nobody_can_delete_or_change_audit_records(

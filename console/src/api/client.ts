@@ -397,6 +397,7 @@ export interface AuditQuery {
   action?: string
   target?: string
   outcome?: string
+  source?: string
   since?: string
   until?: string
   offset: number

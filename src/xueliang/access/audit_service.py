@@ -42,6 +42,7 @@ class AuditService:
         action: str | None = None,
         target: str | None = None,
         outcome: str | None = None,
+        source: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         offset: int = 0,
@@ -62,6 +63,9 @@ class AuditService:
             stmt = stmt.where(AuditRecord.target.startswith(target, autoescape=True))
         if outcome:
             stmt = stmt.where(AuditRecord.outcome == outcome)
+        if source:
+            # An address, or its beginning ("10.2." for a subnet).
+            stmt = stmt.where(AuditRecord.source.startswith(source, autoescape=True))
         if since:
             stmt = stmt.where(AuditRecord.at >= since)
         if until:

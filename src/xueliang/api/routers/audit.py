@@ -36,6 +36,9 @@ def list_audit(
     ] = None,
     target: Annotated[str | None, Query(max_length=128, description="Target starts with")] = None,
     outcome: Annotated[str | None, Query(max_length=16)] = None,
+    source: Annotated[
+        str | None, Query(max_length=64, description="Client address, or its beginning")
+    ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Page[AuditRecordView]:
@@ -45,6 +48,7 @@ def list_audit(
         action=action,
         target=target,
         outcome=outcome,
+        source=source,
         since=since,
         until=until,
         offset=paging.offset,
