@@ -24,6 +24,7 @@ from xueliang.media.service import MediaService
 from xueliang.media.snapshot import SnapshotService
 from xueliang.media.storage import StorageManager
 from xueliang.media.tiers import StoragePolicy, storage_tiers
+from xueliang.ptz.service import PtzService
 from xueliang.registry.channels import ChannelService
 from xueliang.registry.common import IdPolicy
 from xueliang.registry.coverage import CoverageService
@@ -58,6 +59,7 @@ class Platform:
     exports: ExportService
     snapshots: SnapshotService
     recording_plans: RecordingPlanService
+    ptz: PtzService
     registry_changed: Signal
 
     def close(self) -> None:
@@ -154,5 +156,6 @@ def build_platform(
             db, audit, media, timezone=settings.media.timezone, changed=registry_changed
         ),
         snapshots=SnapshotService(db, audit, segments, media.latest_keyframe),
+        ptz=PtzService(db, audit, channels, secrets),
         registry_changed=registry_changed,
     )

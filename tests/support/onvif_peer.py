@@ -8,7 +8,9 @@ Two roles, both speaking the protocol on the wire, with nothing of the client un
 
 * :class:`OnvifPeer`: an HTTP SOAP 1.2 responder (device management and media services, a PTZ
   service when asked) that answers GetDeviceInformation, GetServices, GetCapabilities,
-  GetProfiles and GetStreamUri, and checks WS-Security UsernameToken digests
+  GetProfiles and GetStreamUri, and on its PTZ service ContinuousMove, Stop, GetPresets,
+  GotoPreset, SetPreset and RemovePreset (recorded in ``ptz_calls``, presets kept in memory per
+  PTZ node), and checks WS-Security UsernameToken digests
   (Base64(SHA-1(nonce + created + password))) on every call: a wrong one is answered, as ONVIF
   Core says, with HTTP 400 and a ``ter:NotAuthorized`` fault (or HTTP 401 in ``http401`` mode,
   as some firmware does).
@@ -83,6 +85,28 @@ class PeerConfig:
     auth_mode: str = "soap"  # "soap": 400 + NotAuthorized fault; "http401": bare 401
     get_services: bool = True  # False: answer GetServices with a fault (older devices)
     malformed: set[str] = field(default_factory=set)  # operations answered with broken XML
+    # Presets already saved on each PTZ sensor (video source): token -> name.
+    presets: dict[str, str] = field(default_factory=lambda: {"1": "Home"})
+
+
+PTZ_PATH = "/onvif/ptz_service"
+PTZ_OPERATIONS = frozenset(
+    {"ContinuousMove", "Stop", "GetPresets", "GotoPreset", "SetPreset", "RemovePreset"}
+)
+
+
+@dataclass(frozen=True)
+class PtzCall:
+    """One PTZ request as the device received it, values as they were on the wire."""
+
+    operation: str
+    profile: str
+    pan: str | None = None  # Velocity/PanTilt@x
+    tilt: str | None = None  # Velocity/PanTilt@y
+    zoom: str | None = None  # Velocity/Zoom@x
+    timeout: str | None = None  # the xs:duration text, e.g. "PT1.5S"
+    preset: str | None = None
+    name: str | None = None
 
 
 def _envelope(body: str) -> bytes:
@@ -102,6 +126,14 @@ def _fault(code: str, subcode: str, reason: str) -> bytes:
     )
 
 
+class _Refused(Exception):
+    """A request the device answers with a SOAP fault (HTTP 400)."""
+
+    def __init__(self, fault: bytes) -> None:
+        super().__init__()
+        self.fault = fault
+
+
 def password_digest(nonce: bytes, created: str, password: str) -> str:
     return base64.b64encode(
         hashlib.sha1(nonce + created.encode() + password.encode()).digest()  # noqa: S324 - ONVIF
@@ -114,6 +146,13 @@ class OnvifPeer:
     def __init__(self, config: PeerConfig | None = None, host: str = "127.0.0.1") -> None:
         self.config = config or PeerConfig()
         self.calls: list[str] = []
+        self.ptz_calls: list[PtzCall] = []
+        # PTZ node (video source) -> preset token -> name
+        self.presets: dict[str, dict[str, str]] = {
+            p.source: dict(self.config.presets) for p in self.config.profiles if p.ptz
+        }
+        self._next_preset = 100
+        self._lock = threading.Lock()
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -197,10 +236,17 @@ class OnvifPeer:
             return 400, _fault("env:Sender", "ter:NotAuthorized", "Sender not Authorized")
         if operation in self.config.malformed:
             return 200, b"<env:Envelope><env:Body><oops"
+        if (operation in PTZ_OPERATIONS) != (path == PTZ_PATH) or (
+            path == PTZ_PATH and not self.config.ptz_service
+        ):
+            return 400, _fault("env:Receiver", "ter:ActionNotSupported", f"{operation} at {path}")
         handler = getattr(self, f"_op_{operation}", None)
         if handler is None:
             return 400, _fault("env:Receiver", "ter:ActionNotSupported", operation)
-        result: tuple[int, bytes] = handler(request)
+        try:
+            result: tuple[int, bytes] = handler(request)
+        except _Refused as refused:
+            return 400, refused.fault
         return result
 
     def _op_GetDeviceInformation(self, _request: ET.Element) -> tuple[int, bytes]:
@@ -299,6 +345,86 @@ class OnvifPeer:
             "<tt:InvalidAfterReboot>false</tt:InvalidAfterReboot>"
             "<tt:Timeout>PT0S</tt:Timeout></trt:MediaUri></trt:GetStreamUriResponse>"
         )
+
+    # --- PTZ ---------------------------------------------------------------------------------
+
+    def _ptz_node(self, request: ET.Element) -> tuple[str, str]:
+        """The request's profile token and its PTZ node (video source)."""
+        token = request.findtext(f"{{{TPTZ}}}ProfileToken") or ""
+        profile = next((p for p in self.config.profiles if p.token == token), None)
+        if profile is None:
+            raise _Refused(_fault("env:Sender", "ter:InvalidArgVal", "ter:NoProfile"))
+        if not profile.ptz:
+            raise _Refused(_fault("env:Sender", "ter:InvalidArgVal", "ter:NoPTZProfile"))
+        return token, profile.source
+
+    def _preset_of(self, request: ET.Element, node: str) -> str:
+        """The request's PresetToken, which must name a preset of ``node``."""
+        token = request.findtext(f"{{{TPTZ}}}PresetToken")
+        if token is None or token not in self.presets[node]:
+            raise _Refused(_fault("env:Sender", "ter:InvalidArgVal", "ter:NoToken"))
+        return token
+
+    def _op_ContinuousMove(self, request: ET.Element) -> tuple[int, bytes]:
+        token, _node = self._ptz_node(request)
+        pan_tilt = request.find(f"{{{TPTZ}}}Velocity/{{{TT}}}PanTilt")
+        zoom = request.find(f"{{{TPTZ}}}Velocity/{{{TT}}}Zoom")
+        self.ptz_calls.append(
+            PtzCall(
+                "ContinuousMove",
+                token,
+                pan=pan_tilt.get("x") if pan_tilt is not None else None,
+                tilt=pan_tilt.get("y") if pan_tilt is not None else None,
+                zoom=zoom.get("x") if zoom is not None else None,
+                timeout=request.findtext(f"{{{TPTZ}}}Timeout"),
+            )
+        )
+        return 200, _envelope("<tptz:ContinuousMoveResponse/>")
+
+    def _op_Stop(self, request: ET.Element) -> tuple[int, bytes]:
+        token, _node = self._ptz_node(request)
+        self.ptz_calls.append(PtzCall("Stop", token))
+        return 200, _envelope("<tptz:StopResponse/>")
+
+    def _op_GetPresets(self, request: ET.Element) -> tuple[int, bytes]:
+        token, node = self._ptz_node(request)
+        self.ptz_calls.append(PtzCall("GetPresets", token))
+        with self._lock:
+            presets = "".join(
+                f'<tptz:Preset token="{escape(t)}"><tt:Name>{escape(n)}</tt:Name></tptz:Preset>'
+                for t, n in self.presets[node].items()
+            )
+        return 200, _envelope(f"<tptz:GetPresetsResponse>{presets}</tptz:GetPresetsResponse>")
+
+    def _op_GotoPreset(self, request: ET.Element) -> tuple[int, bytes]:
+        token, node = self._ptz_node(request)
+        preset = self._preset_of(request, node)
+        self.ptz_calls.append(PtzCall("GotoPreset", token, preset=preset))
+        return 200, _envelope("<tptz:GotoPresetResponse/>")
+
+    def _op_SetPreset(self, request: ET.Element) -> tuple[int, bytes]:
+        token, node = self._ptz_node(request)
+        name = request.findtext(f"{{{TPTZ}}}PresetName")
+        with self._lock:
+            if request.find(f"{{{TPTZ}}}PresetToken") is not None:
+                preset = self._preset_of(request, node)  # overwriting needs an existing one
+            else:
+                preset = str(self._next_preset)
+                self._next_preset += 1
+            self.presets[node][preset] = name or f"Preset {preset}"
+        self.ptz_calls.append(PtzCall("SetPreset", token, preset=preset, name=name))
+        return 200, _envelope(
+            "<tptz:SetPresetResponse>"
+            f"<tptz:PresetToken>{escape(preset)}</tptz:PresetToken></tptz:SetPresetResponse>"
+        )
+
+    def _op_RemovePreset(self, request: ET.Element) -> tuple[int, bytes]:
+        token, node = self._ptz_node(request)
+        with self._lock:
+            preset = self._preset_of(request, node)
+            del self.presets[node][preset]
+        self.ptz_calls.append(PtzCall("RemovePreset", token, preset=preset))
+        return 200, _envelope("<tptz:RemovePresetResponse/>")
 
 
 # --- WS-Discovery responder -------------------------------------------------------------------

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -399,3 +400,36 @@ async def read_device(target: DeviceTarget, *, deadline: float = DEFAULT_TIMEOUT
         ) from exc
     finally:
         await session.close()
+
+
+# --- sessions for operations beyond reading a device (PTZ) --------------------------------------
+
+DeviceSession = _Session  # the name other ONVIF modules use for it
+
+
+@asynccontextmanager
+async def open_session(
+    target: DeviceTarget, *, deadline: float = DEFAULT_TIMEOUT
+) -> AsyncIterator[DeviceSession]:
+    """A session on ``target`` whose calls (and service setup) must all end within ``deadline``
+    seconds, else DeviceUnreachable; its services are closed on the way out."""
+    check_service_url(target.service_url)
+    session = _Session(target)
+    try:
+        async with asyncio.timeout(deadline):
+            yield session
+    except TimeoutError as exc:
+        raise DeviceUnreachable(
+            f"{urlsplit(target.service_url).netloc} did not answer within {deadline:g} s"
+        ) from exc
+    finally:
+        await session.close()
+
+
+async def service_xaddr(session: DeviceSession, namespace: str, what: str) -> str | None:
+    """The address of the device's service ``namespace`` (GetServices, else GetCapabilities),
+    or None when the device has none; DeviceProtocolError for an unusable address."""
+    url = session.target.service_url
+    devicemgmt = await session.service("devicemgmt", url)
+    xaddr = (await _service_addresses(session, devicemgmt, url)).get(namespace)
+    return _checked_xaddr(xaddr, what) if xaddr is not None else None
