@@ -107,6 +107,9 @@ def settings(database_url: str) -> Settings:
     s.auth.lockout_seconds = 300
     # Tests that pull streams start the media service themselves, against their own peers.
     s.media.enabled = False
+    # Likewise the GB/T 28181 SIP server (on a free port when a test starts it).
+    s.gb28181.enabled = False
+    s.gb28181.port = 0
     return s
 
 

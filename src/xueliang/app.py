@@ -14,6 +14,7 @@ from xueliang.core.clock import Clock, SystemClock
 from xueliang.core.events import Signal
 from xueliang.core.secretbox import SecretBox
 from xueliang.datadir import DataDir
+from xueliang.gb28181.service import GbService
 from xueliang.media.export import ExportService
 from xueliang.media.holds import HoldService
 from xueliang.media.live import LiveService
@@ -59,6 +60,7 @@ class Platform:
     exports: ExportService
     snapshots: SnapshotService
     recording_plans: RecordingPlanService
+    gb28181: GbService
     ptz: PtzService
     registry_changed: Signal
 
@@ -152,6 +154,16 @@ def build_platform(
         live=LiveService(media),
         playback=PlaybackService(db, audit, segments),
         exports=ExportService(db, audit, segments, data.root / "exports"),
+        gb28181=GbService(
+            settings,
+            db,
+            audit,
+            secrets,
+            clock,
+            ids,
+            password=data.gb28181_password(),
+            changed=registry_changed,
+        ),
         recording_plans=RecordingPlanService(
             db, audit, media, timezone=settings.media.timezone, changed=registry_changed
         ),

@@ -137,6 +137,40 @@ class MediaConfig(_Section):
         return self
 
 
+class Gb28181Config(_Section):
+    """The platform's GB/T 28181 SIP server, where cameras, NVRs and lower platforms register."""
+
+    enabled: bool = True
+    # The platform's 20-digit SIP ID and 10-digit domain; empty: made from registry.centre_code
+    # (centre + "00" + "200" + "0000001", and centre + "00").
+    id: str = Field(default="", pattern=r"^(\d{20})?$")
+    domain: str = Field(default="", pattern=r"^(\d{10})?$")
+    # The password devices register with (digest); a device's own password in the register
+    # wins. Empty: the one generated at `xueliang init` (DATA/keys/gb28181.password).
+    password: str = Field(default="", max_length=128)
+    # Loopback unless configured: a SIP server on every interface is a deliberate choice.
+    host: str = "127.0.0.1"
+    port: int = Field(default=5060, ge=0, le=65535)
+    # The address written into SDP for devices to send media to (behind NAT: the public one);
+    # empty: the host (or, for a wildcard host, the address a device's request arrived on).
+    sdp_ip: str = ""
+    # Devices keep alive every keepalive_seconds; this many missed ones mark them offline.
+    keepalive_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
+    keepalive_missed: int = Field(default=3, ge=1, le=100)
+    # Registration lifetimes a device may ask for are clamped into this range (seconds).
+    min_expires: int = Field(default=60, ge=1)
+    max_expires: int = Field(default=86400, ge=60)
+    # A device that authenticates but is not in the register is added to it (in no area until
+    # an administrator places it); off: only registered devices may join.
+    auto_add: bool = True
+
+    def platform_id(self, centre_code: str) -> str:
+        return self.id or f"{centre_code}002000000001"
+
+    def platform_domain(self, centre_code: str) -> str:
+        return self.domain or f"{centre_code}00"
+
+
 class MapConfig(_Section):
     # The console's map tiles, a URL template with {z}/{x}/{y} (an in-house tile server on a
     # closed network); empty: a plain background with a coordinate grid, usable anywhere.
@@ -158,6 +192,7 @@ class Settings(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    gb28181: Gb28181Config = Field(default_factory=Gb28181Config)
     map: MapConfig = Field(default_factory=MapConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
 

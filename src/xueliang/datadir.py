@@ -56,6 +56,16 @@ class DataDir:
             self.config_file.write_text(header + tomli_w.dumps(body), encoding="utf-8")
         self._make_key("secret.key", SecretBox.new_key())
         self._make_key("audit.key", secrets.token_hex(32).encode())
+        self.gb28181_password()
+
+    def gb28181_password(self) -> str:
+        """The password GB/T 28181 devices register with unless configured: made once (also
+        for a data directory older than this key), letters and digits without look-alikes,
+        since it is typed into each device's settings page."""
+        alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
+        made = "".join(secrets.choice(alphabet) for _ in range(12))
+        self._make_key("gb28181.password", made.encode())
+        return self.read_key("gb28181.password").decode()
 
     def _make_key(self, name: str, value: bytes) -> None:
         path = self.keys / name

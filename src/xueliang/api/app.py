@@ -116,9 +116,12 @@ def create_app(platform: Platform) -> FastAPI:
             # Repair the recordings index against the files before anything records.
             await asyncio.to_thread(platform.storage.start)
             await asyncio.to_thread(platform.media.start)
+        if platform.settings.gb28181.enabled:
+            await platform.gb28181.start()
         try:
             yield
         finally:
+            await platform.gb28181.stop()
             await asyncio.to_thread(platform.media.stop)
             await asyncio.to_thread(platform.storage.stop)
 

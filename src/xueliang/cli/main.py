@@ -9,7 +9,7 @@ import typer
 
 from xueliang import __version__
 from xueliang.access.passwords import generate_password
-from xueliang.cli import audit_cmd, registry_cmd, user_cmd
+from xueliang.cli import audit_cmd, registry_cmd, simulate_cmd, user_cmd
 from xueliang.cli.common import DEFAULT_DATA, DataOption, fail, reports_errors
 from xueliang.config import load_settings
 from xueliang.datadir import DataDir
@@ -26,6 +26,7 @@ app.add_typer(registry_cmd.org_app, name="org")
 app.add_typer(registry_cmd.device_app, name="device")
 app.add_typer(registry_cmd.channel_app, name="channel")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(simulate_cmd.app, name="simulate")
 
 
 def _version(value: bool) -> None:
@@ -81,6 +82,13 @@ def init(
                 typer.echo("Admin account: admin")
                 typer.echo(f"Admin password: {password}")
                 typer.echo("This password is shown once. Change it after the first login.")
+            gb = platform.settings.gb28181
+            if not gb.password:
+                typer.echo(
+                    f"GB/T 28181: platform ID {platform.gb28181.platform_id}, domain "
+                    f"{platform.gb28181.domain}, device password {d.gb28181_password()} "
+                    f"(kept in {d.keys / 'gb28181.password'})"
+                )
         elif fresh:
             typer.echo(f"Initialised {d.root}")
         else:
@@ -113,6 +121,12 @@ def run(
     bind_host = host or http.host
     bind_port = port if port is not None else http.port
     typer.echo(f"Xueliang {__version__} listening on http://{bind_host}:{bind_port}")
+    gb = platform.settings.gb28181
+    if gb.enabled:
+        typer.echo(
+            f"GB/T 28181 SIP server {platform.gb28181.platform_id}@{platform.gb28181.domain} "
+            f"on {gb.host}:{gb.port} (UDP and TCP)"
+        )
     try:
         uvicorn.run(
             create_app(platform),

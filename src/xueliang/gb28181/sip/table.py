@@ -97,6 +97,10 @@ class TransactionTable:
         self._clients[key] = transaction
         return transaction, self._after(transaction, transaction.start(now))
 
+    def client_for(self, response: SipResponse) -> ClientTransaction | None:
+        """The client transaction a response belongs to, if it is still live."""
+        return self._clients.get(client_key(response))
+
     def on_response(self, response: SipResponse, now: float) -> list[Action] | None:
         """Actions for a response; None when no transaction matches (a stray response, or a
         2xx retransmitted after Timer M: the dialog layer may still want to ACK it)."""

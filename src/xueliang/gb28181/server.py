@@ -1,0 +1,556 @@
+"""The platform's GB/T 28181 SIP server: registration with digest, keepalive-driven online state,
+and the queries the platform sends a device on its own (DeviceInfo, Catalog).
+
+It speaks through the sans-I/O core (sip/, manscdp/, registrar.py) and the asyncio transport;
+what the platform keeps (the register, statuses, channels) is behind ``Directory``, whose
+methods block (database) and run in worker threads, so that a slow database never delays a
+SIP answer. Answers are sent first, work is done after: a keepalive storm of thousands of
+devices costs a parse and a heap push each.
+
+Behaviour where devices differ from the textbook (see gb28181-interop.md):
+- responses go back to the address a request came from (received/rport), never to what Via
+  claims, and requests to a device go to its Contact only when that names the host its packets
+  come from (no NAT in between), so devices behind NAT hear us;
+- a device's digest username need not be its ID (only the password counts), its realm need not
+  be ours, and its nonce may be reused until it expires (then ``stale=true``, not a loop);
+- a keepalive from a device that is not registered (after the platform restarted) is answered
+  403, which makes devices register again at once instead of at their next expiry;
+- catalogue pages arrive in any order, repeated or missing; a catalogue is applied when SumNum
+  items have arrived or CATALOG_WAIT seconds after its last page, and a partial one adds and
+  updates but never deletes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from xueliang.gb28181 import manscdp
+from xueliang.gb28181.errors import ParseError
+from xueliang.gb28181.registrar import Address, Offline, Online, Registrar
+from xueliang.gb28181.sip import (
+    ClientTransaction,
+    Deliver,
+    DigestAuthenticator,
+    NameAddr,
+    Send,
+    ServerTransaction,
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    Terminated,
+    Timeout,
+    TransactionTable,
+    Via,
+    make_request,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+    stamp_received,
+)
+from xueliang.gb28181.sip.digest import Outcome
+from xueliang.gb28181.transport import SipTransport
+
+log = logging.getLogger(__name__)
+
+MANSCDP = "Application/MANSCDP+xml"
+TICK_SECONDS = 0.1
+CATALOG_WAIT = 10.0  # seconds after a catalogue's last page before a partial one is applied
+QUERY_TIMEOUT = 32.0  # Timer F: a device that never answers a query
+LANES = 4  # threads writing to the register (one device's writes always on the same one)
+
+
+class Directory(Protocol):
+    """What the platform keeps; every method may block (called in a worker thread)."""
+
+    def password_for(self, device_id: str) -> str | None:
+        """The password this device must register with; None: it may not register."""
+        ...
+
+    def online(self, device_id: str, address: Address, renewed: bool) -> None: ...
+
+    def offline(self, device_id: str, reason: str) -> None: ...
+
+    def device_info(self, device_id: str, info: manscdp.DeviceInfo) -> None: ...
+
+    def catalog(self, device_id: str, items: list[manscdp.CatalogItem], complete: bool) -> None: ...
+
+    def keepalive(self, device_id: str, info: manscdp.Keepalive) -> None: ...
+
+
+@dataclass(slots=True)
+class _Catalog:
+    assembly: manscdp.CatalogAssembly
+    last_page: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStats:
+    registered: int
+    registrations: int
+    keepalives: int
+    refused: int
+    malformed: int
+
+
+class GbServer:
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        platform_id: str,
+        domain: str,
+        host: str = "127.0.0.1",
+        port: int = 5060,
+        registrar: Registrar | None = None,
+        timezone: str = "Asia/Shanghai",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.platform_id = platform_id
+        self.domain = domain
+        self.host = host
+        self.registrar = registrar if registrar is not None else Registrar()  # (empty is falsy)
+        self._directory = directory
+        self._clock = clock
+        self._zone = ZoneInfo(timezone)
+        self._auth = DigestAuthenticator(domain)
+        self._table = TransactionTable()
+        self._transport = SipTransport(host, port, self._on_message)
+        # Where each transaction's messages go (client: the device; server: the requester).
+        self._peer: dict[int, Address] = {}
+        self._waiting: dict[int, asyncio.Future[SipResponse]] = {}
+        self._catalogs: dict[tuple[str, int], _Catalog] = {}
+        self._sn = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"gb-db-{i}") for i in range(LANES)]
+        self._ticker: asyncio.Task[None] | None = None
+        self._passwords: dict[str, tuple[float, str | None]] = {}
+        self.registrations = 0
+        self.keepalives = 0
+        self.refused = 0
+
+    @property
+    def port(self) -> int:
+        return self._transport.port
+
+    def stats(self) -> ServerStats:
+        return ServerStats(
+            len(self.registrar),
+            self.registrations,
+            self.keepalives,
+            self.refused,
+            self._transport.malformed,
+        )
+
+    # --- life --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._transport.start()
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        log.info("GB/T 28181 SIP server %s on %s:%d", self.platform_id, self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        for task in list(self._tasks):
+            task.cancel()
+        await self._transport.stop()
+        for lane in self._lanes:  # what was received is stored before the platform stops
+            await asyncio.to_thread(lane.shutdown, wait=True)
+
+    def _spawn(self, device_id: str, work: Callable[[], None]) -> None:
+        """Run a blocking directory call in a worker thread; its failure is logged, never
+        raised. One device's calls run in order on one lane (its row is created by ``online``
+        before its DeviceInfo or catalogue is stored); different devices' run in parallel."""
+        lane = self._lanes[hash(device_id) % len(self._lanes)]
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                log.exception("GB/T 28181: updating the register for %s failed", device_id)
+
+        lane.submit(run)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                self._tick(self._clock())
+            except Exception:
+                log.exception("GB/T 28181: timer handling failed")
+
+    def _tick(self, now: float) -> None:
+        for transaction, action in self._table.tick(now):
+            self._act(transaction, action)
+        for gone in self.registrar.expire(now):
+            self._went_offline(gone)
+        for key, pending in list(self._catalogs.items()):
+            if now - pending.last_page > CATALOG_WAIT:
+                del self._catalogs[key]
+                self._apply_catalog(pending.assembly, complete=False)
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def _act(
+        self, transaction: ClientTransaction | ServerTransaction | None, action: object
+    ) -> None:
+        key = id(transaction)
+        if isinstance(action, Send):
+            peer = self._peer.get(key)
+            if peer is not None:
+                self._transport.send(action.data, peer)
+        elif isinstance(action, Deliver):
+            if isinstance(action.message, SipResponse):
+                future = self._waiting.get(key)
+                if future is not None and not future.done() and not action.message.provisional:
+                    future.set_result(action.message)
+        elif isinstance(action, Timeout):
+            future = self._waiting.pop(key, None)
+            if future is not None and not future.done():
+                future.set_exception(TimeoutError(f"no answer (timer {action.timer})"))
+        elif isinstance(action, Terminated):
+            self._peer.pop(key, None)
+            future = self._waiting.pop(key, None)
+            if future is not None and not future.done():
+                future.set_exception(TimeoutError("the transaction ended without an answer"))
+
+    def _respond(
+        self,
+        transaction: ServerTransaction | None,
+        request: SipRequest,
+        source: Address,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        response = make_response(request, status, reason, headers=headers or [])
+        if transaction is None:  # (an ACK-less path never gets here; kept for safety)
+            self._transport.send(response.to_bytes(), source)
+            return
+        for action in self._table.send_response(transaction, response, self._clock()):
+            self._act(transaction, action)
+
+    def request(
+        self, method: str, device_id: str, body: bytes = b"", content_type: str = MANSCDP
+    ) -> asyncio.Future[SipResponse]:
+        """Send a request to a registered device; the future gets its final response."""
+        future: asyncio.Future[SipResponse] = asyncio.get_running_loop().create_future()
+        reg = self.registrar.get(device_id)
+        if reg is None:
+            future.set_exception(LookupError(f"device {device_id} is not registered"))
+            return future
+        to = _request_target(reg.address, reg.contact)
+        via = Via(
+            transport=to.transport.upper(),
+            host=self.host,
+            port=self.port,
+            params={"branch": new_branch(), "rport": None},
+        )
+        request = make_request(
+            method,
+            f"sip:{device_id}@{to.host}:{to.port}",
+            via=via,
+            from_=NameAddr.parse(f"<sip:{self.platform_id}@{self.domain}>;tag={new_tag()}"),
+            to=NameAddr.parse(f"<sip:{device_id}@{self.domain}>"),
+            call_id=new_call_id(),
+            cseq=next(self._sn),
+            body=body,
+            content_type=content_type if body else None,
+        )
+        transaction, actions = self._table.start_client(
+            request, reliable=to.transport == "tcp", now=self._clock()
+        )
+        self._peer[id(transaction)] = to
+        self._waiting[id(transaction)] = future
+        for action in actions:
+            self._act(transaction, action)
+        return future
+
+    def query(self, device_id: str, message: manscdp.Message) -> asyncio.Future[SipResponse]:
+        return self.request("MESSAGE", device_id, manscdp.to_xml(message))
+
+    def next_sn(self) -> int:
+        return next(self._sn)
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def _on_message(self, message: SipMessage, source: Address) -> None:
+        now = self._clock()
+        if isinstance(message, SipResponse):
+            transaction = self._table.client_for(message)
+            actions = self._table.on_response(message, now)
+            if actions is None or transaction is None:
+                return  # a stray or late response
+            for action in actions:
+                self._act(transaction, action)
+            return
+        stamp_received(message, source.host, source.port)
+        server, actions = self._table.on_request(
+            message, reliable=source.transport == "tcp", now=now, auto_trying=False
+        )
+        if server is not None:
+            self._peer[id(server)] = source
+        for action in actions:
+            if isinstance(action, Deliver) and isinstance(action.message, SipRequest):
+                self._dispatch(server, action.message, source, now)
+            else:
+                self._act(server, action)
+
+    def _dispatch(
+        self,
+        transaction: ServerTransaction | None,
+        request: SipRequest,
+        source: Address,
+        now: float,
+    ) -> None:
+        method = request.method
+        if method == "REGISTER":
+            self._register(transaction, request, source, now)
+        elif method in ("MESSAGE", "NOTIFY"):
+            self._message(transaction, request, source, now)
+        elif method == "ACK":
+            return
+        elif method in ("BYE", "CANCEL", "OPTIONS", "INFO"):
+            self._respond(transaction, request, source, 200)
+        else:
+            self._respond(transaction, request, source, 405, headers=[("Allow", ALLOW)])
+
+    # --- REGISTER ----------------------------------------------------------------------------
+
+    def _register(
+        self,
+        transaction: ServerTransaction | None,
+        request: SipRequest,
+        source: Address,
+        now: float,
+    ) -> None:
+        device_id = _device_id(request)
+        if device_id is None:
+            self._respond(transaction, request, source, 400, "From has no 20-digit device ID")
+            return
+        authorization = request.headers.get("Authorization")
+        if authorization is None:
+            self._challenge(transaction, request, source, now)
+            return
+        cached = self._passwords.get(device_id)
+        if cached is not None and now - cached[0] < 60:
+            self._finish_register(transaction, request, source, now, device_id, cached[1])
+            return
+
+        async def look_up() -> None:
+            try:
+                password = await asyncio.to_thread(self._directory.password_for, device_id)
+            except Exception:
+                log.exception("GB/T 28181: password lookup for %s failed", device_id)
+                self._respond(transaction, request, source, 500, "register unavailable")
+                return
+            self._passwords[device_id] = (self._clock(), password)
+            self._finish_register(transaction, request, source, self._clock(), device_id, password)
+
+        task = asyncio.get_running_loop().create_task(look_up())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _challenge(
+        self,
+        transaction: ServerTransaction | None,
+        request: SipRequest,
+        source: Address,
+        now: float,
+        *,
+        stale: bool = False,
+    ) -> None:
+        challenge = self._auth.challenge(time.time(), stale=stale)
+        self._respond(
+            transaction,
+            request,
+            source,
+            401,
+            headers=[("WWW-Authenticate", challenge.to_header())],
+        )
+
+    def _finish_register(
+        self,
+        transaction: ServerTransaction | None,
+        request: SipRequest,
+        source: Address,
+        now: float,
+        device_id: str,
+        password: str | None,
+    ) -> None:
+        if password is None:
+            self.refused += 1
+            log.info("GB/T 28181: %s may not register here (not in the register)", device_id)
+            self._respond(transaction, request, source, 403, "device not allowed")
+            return
+        verdict = self._auth.verify(
+            request.headers.get("Authorization"),
+            method="REGISTER",
+            now=time.time(),
+            password_for=lambda _username: password,
+        )
+        if verdict.outcome is Outcome.STALE:
+            self._challenge(transaction, request, source, now, stale=True)
+            return
+        if verdict.outcome in (Outcome.BAD_NONCE, Outcome.MALFORMED):
+            self._challenge(transaction, request, source, now)
+            return
+        if not verdict.ok:
+            self.refused += 1
+            log.info("GB/T 28181: %s: %s", device_id, verdict.outcome.value)
+            self._passwords.pop(device_id, None)  # the password may have just been changed
+            self._respond(transaction, request, source, 403, "wrong password")
+            return
+        asked = request.registration_expires
+        date = datetime.now(self._zone).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        if asked == 0:
+            self._respond(transaction, request, source, 200, headers=[("Date", date)])
+            gone = self.registrar.unregister(device_id)
+            if gone is not None:
+                self._went_offline(gone)
+            return
+        expires = self.registrar.clamp(asked)
+        contact = request.headers.get("Contact") or ""
+        self._respond(
+            transaction,
+            request,
+            source,
+            200,
+            headers=[("Date", date), ("Expires", str(expires))]
+            + ([("Contact", contact)] if contact else []),
+        )
+        self.registrations += 1
+        came = self.registrar.register(device_id, source, contact, expires, now)
+        self._came_online(came)
+
+    def _came_online(self, came: Online) -> None:
+        directory = self._directory
+        self._spawn(
+            came.device_id, lambda: directory.online(came.device_id, came.address, came.renewed)
+        )
+        if not came.renewed:
+            # Learn what it is and what it has, as soon as it is here.
+            self.query(
+                came.device_id, manscdp.DeviceInfoQuery(device_id=came.device_id, sn=self.next_sn())
+            )
+            self.refresh_catalog(came.device_id)
+
+    def refresh_catalog(self, device_id: str) -> asyncio.Future[SipResponse]:
+        sn = self.next_sn()
+        self._catalogs[(device_id, sn)] = _Catalog(
+            manscdp.CatalogAssembly(device_id, sn), self._clock()
+        )
+        return self.query(device_id, manscdp.CatalogQuery(device_id=device_id, sn=sn))
+
+    def _went_offline(self, gone: Offline) -> None:
+        log.info("GB/T 28181: %s offline: %s", gone.device_id, gone.reason)
+        directory = self._directory
+        self._spawn(gone.device_id, lambda: directory.offline(gone.device_id, gone.reason))
+
+    # --- MESSAGE / NOTIFY --------------------------------------------------------------------
+
+    def _message(
+        self,
+        transaction: ServerTransaction | None,
+        request: SipRequest,
+        source: Address,
+        now: float,
+    ) -> None:
+        try:
+            parsed = manscdp.parse(request.body)
+        except ParseError as exc:
+            self._respond(transaction, request, source, 400, f"bad MANSCDP body: {exc}"[:120])
+            return
+        msg = parsed.message
+        device_id = getattr(msg, "device_id", None) or _device_id(request)
+        sender = _device_id(request) or device_id
+        if isinstance(msg, manscdp.Keepalive):
+            if sender is None or not self.registrar.seen(sender, source, now, keepalive=True):
+                self._respond(transaction, request, source, 403, "not registered")
+                return
+            self.keepalives += 1
+            self._respond(transaction, request, source, 200)
+            if msg.faulty_device_ids:
+                directory = self._directory
+                self._spawn(sender, lambda: directory.keepalive(sender, msg))
+            return
+        if sender is None or sender not in self.registrar:
+            self._respond(transaction, request, source, 403, "not registered")
+            return
+        self.registrar.seen(sender, source, now, keepalive=False)
+        self._respond(transaction, request, source, 200)
+        if isinstance(msg, manscdp.Catalog):
+            self._catalog_page(sender, msg, now)
+        elif isinstance(msg, manscdp.DeviceInfo):
+            directory = self._directory
+            self._spawn(sender, lambda: directory.device_info(sender, msg))
+        else:
+            log.debug("GB/T 28181: %s sent %s", sender, type(msg).__name__)
+
+    def _catalog_page(self, device_id: str, page: manscdp.Catalog, now: float) -> None:
+        key = (device_id, page.sn or 0)
+        pending = self._catalogs.get(key)
+        if pending is None:
+            # An unsolicited catalogue (a notify of changes, or an answer to a query that
+            # timed out here): assemble it all the same.
+            pending = self._catalogs[key] = _Catalog(
+                manscdp.CatalogAssembly(device_id, page.sn or 0), now
+            )
+        pending.last_page = now
+        try:
+            complete = pending.assembly.add(page)
+        except ValueError:
+            return
+        if complete:
+            del self._catalogs[key]
+            self._apply_catalog(pending.assembly, complete=True)
+
+    def _apply_catalog(self, assembly: manscdp.CatalogAssembly, *, complete: bool) -> None:
+        items = list(assembly.items)
+        if not items:
+            return
+        directory = self._directory
+        self._spawn(
+            assembly.device_id, lambda: directory.catalog(assembly.device_id, items, complete)
+        )
+
+
+ALLOW = "REGISTER, MESSAGE, NOTIFY, INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
+
+
+def _request_target(source: Address, contact: str) -> Address:
+    """Where requests to a device go: its Contact when it wrote its own address there (no NAT
+    between us; some devices send from one port and listen on another), otherwise the address
+    its packets came from, the only one a NAT lets through. Over TCP: its connection."""
+    if source.transport == "tcp" or not contact:
+        return source
+    try:
+        uri = NameAddr.parse(contact).uri
+    except ParseError:
+        return source
+    if uri.host == source.host and uri.port:
+        return Address(source.host, uri.port, source.transport)
+    return source
+
+
+def _device_id(request: SipRequest) -> str | None:
+    """The device's 20-digit ID from From (devices put it in the user part)."""
+    try:
+        user = request.from_.uri.user
+    except ParseError:
+        return None
+    if user and len(user) == 20 and user.isdigit():
+        return user
+    return None

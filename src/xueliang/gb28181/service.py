@@ -1,0 +1,75 @@
+"""The GB/T 28181 role of the platform: the SIP server and the register behind it, built from
+the ``[gb28181]`` settings and started with the platform."""
+
+from __future__ import annotations
+
+import logging
+
+from xueliang.access.audit import AuditLog
+from xueliang.config import Settings
+from xueliang.core.clock import Clock
+from xueliang.core.events import Signal
+from xueliang.core.secretbox import SecretBox
+from xueliang.gb28181.directory import GbDirectory
+from xueliang.gb28181.registrar import Registrar
+from xueliang.gb28181.server import GbServer
+from xueliang.registry.common import IdPolicy
+from xueliang.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class GbService:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        audit: AuditLog,
+        secrets: SecretBox,
+        clock: Clock,
+        ids: IdPolicy,
+        *,
+        password: str,
+        changed: Signal | None = None,
+    ) -> None:
+        cfg = settings.gb28181
+        centre = settings.registry.centre_code
+        self.platform_id = cfg.platform_id(centre)
+        self.domain = cfg.platform_domain(centre)
+        self.directory = GbDirectory(
+            db,
+            audit,
+            secrets,
+            clock,
+            ids,
+            password=cfg.password or password,
+            auto_add=cfg.auto_add,
+            changed=changed,
+        )
+        self._settings = settings
+        self.server: GbServer | None = None
+
+    async def start(self) -> None:
+        cfg = self._settings.gb28181
+        if self.server is not None:
+            return
+        self.server = GbServer(
+            self.directory,
+            platform_id=self.platform_id,
+            domain=self.domain,
+            host=cfg.host,
+            port=cfg.port,
+            registrar=Registrar(
+                keepalive_seconds=cfg.keepalive_seconds,
+                keepalive_missed=cfg.keepalive_missed,
+                min_expires=cfg.min_expires,
+                max_expires=cfg.max_expires,
+            ),
+            timezone=self._settings.media.timezone,
+        )
+        await self.server.start()
+
+    async def stop(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            await server.stop()

@@ -1,0 +1,52 @@
+"""Who is registered and who went quiet: the registrar's pure state, with time passed in."""
+
+from __future__ import annotations
+
+from xueliang.gb28181.registrar import Address, Registrar
+
+A = Address("127.0.0.1", 5060)
+B = Address("10.0.0.9", 40001, "udp")
+
+
+def test_register_renew_and_unregister() -> None:
+    r = Registrar()
+    first = r.register("d1", A, "<sip:d1@127.0.0.1:5060>", 3600, now=0)
+    assert not first.renewed and "d1" in r and len(r) == 1
+    again = r.register("d1", B, "<sip:d1@10.0.0.9>", 3600, now=10)
+    assert again.renewed
+    reg = r.get("d1")
+    assert reg is not None and reg.address == B  # the NAT binding moved: the new one counts
+    gone = r.unregister("d1")
+    assert gone is not None and gone.reason == "unregistered"
+    assert r.unregister("d1") is None and "d1" not in r
+
+
+def test_missed_keepalives_and_expiry_take_devices_offline_with_the_reason() -> None:
+    r = Registrar(keepalive_seconds=60, keepalive_missed=3)
+    r.register("quiet", A, "", 3600, now=0)
+    r.register("short", B, "", 100, now=0)
+    r.register("alive", A, "", 3600, now=0)
+    for t in range(60, 400, 60):
+        assert r.seen("alive", A, now=t, keepalive=True)
+    assert r.expire(now=99) == []
+    gone = {o.device_id: o.reason for o in r.expire(now=181)}
+    assert gone == {"short": "registration expired", "quiet": "no keepalive for 181 s (3 missed)"}
+    assert "alive" in r and r.next_deadline == 360 + 180
+    assert not r.seen("quiet", A, now=200, keepalive=True)  # it must register again
+
+
+def test_requested_lifetimes_are_clamped() -> None:
+    r = Registrar(min_expires=60, max_expires=86400)
+    assert (r.clamp(5), r.clamp(3600), r.clamp(10**9), r.clamp(None)) == (60, 3600, 86400, 3600)
+
+
+def test_ten_thousand_devices_cost_a_heap_operation_each() -> None:
+    r = Registrar(keepalive_seconds=60, keepalive_missed=3)
+    for i in range(10_000):
+        r.register(f"d{i}", A, "", 3600, now=0)
+    for t in (60, 120, 170):
+        for i in range(0, 10_000, 2):  # half keep alive
+            r.seen(f"d{i}", A, now=t, keepalive=True)
+    gone = r.expire(now=200)
+    assert len(gone) == 5_000 and all(int(o.device_id[1:]) % 2 for o in gone)
+    assert len(r) == 5_000
