@@ -9,7 +9,7 @@ import typer
 
 from xueliang import __version__
 from xueliang.access.passwords import generate_password
-from xueliang.cli import audit_cmd, registry_cmd, user_cmd
+from xueliang.cli import audit_cmd, registry_cmd, simulate_cmd, user_cmd
 from xueliang.cli.common import DEFAULT_DATA, DataOption, fail, reports_errors
 from xueliang.config import load_settings
 from xueliang.datadir import DataDir
@@ -26,6 +26,7 @@ app.add_typer(registry_cmd.org_app, name="org")
 app.add_typer(registry_cmd.device_app, name="device")
 app.add_typer(registry_cmd.channel_app, name="channel")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(simulate_cmd.app, name="simulate")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,708 @@
+"""One simulated GB/T 28181 device (IPC or NVR) as a sans-I/O state machine.
+
+The caller passes the time (Unix seconds) and the messages that arrive; the device returns what
+to do: :class:`Transmit` these bytes, :class:`StartStream` / :class:`StopStream` media. Between
+calls ``next_deadline`` says when to call :meth:`Device.tick`. No sockets, no clock: the
+asyncio runner and the tests drive it the same way.
+
+What it does, as field devices do:
+- REGISTER with digest auth (401 -> Authorization), refresh before expiry, retry with
+  exponential back-off after a 4xx, a timeout or a lost registration;
+- a Keepalive MESSAGE every ``keepalive_interval`` seconds once registered; three unanswered in a
+  row (or a 4xx: the server forgot the device) mean registering again;
+- answer Catalog (paged), DeviceInfo, DeviceStatus, RecordInfo (synthetic, paged) queries and
+  DeviceControl (PTZCmd decoded and kept);
+- answer INVITE (Play, Playback, Download) with an SDP answer and stream after the ACK until BYE;
+  a Playback or Download that reached its end sends MediaStatus 121.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from xueliang.gb28181 import manscdp, sdp
+from xueliang.gb28181.errors import ParseError
+from xueliang.gb28181.ptz import DecodedPtz
+from xueliang.gb28181.ptz import decode as decode_ptz
+from xueliang.gb28181.simulator.catalog import Channel, catalog_items, record_items
+from xueliang.gb28181.sip import (
+    ClientTransaction,
+    DigestChallenge,
+    NameAddr,
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    SipUri,
+    TransactionTable,
+    Via,
+    authorize,
+    make_request,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+    parse_message,
+)
+from xueliang.gb28181.sip.transaction import Deliver, Send, ServerTransaction, Terminated, Timeout
+
+MANSCDP = "Application/MANSCDP+xml"
+USER_AGENT = "Xueliang-Simulator"
+MAX_PTZ_KEPT = 1000
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    device_id: str
+    server_id: str
+    domain: str  # the SIP domain (10 digits), also the realm the server is expected to use
+    password: str
+    channels: tuple[Channel, ...]
+    local_host: str = "127.0.0.1"  # what goes into Via and Contact
+    local_port: int = 5060
+    media_host: str = "127.0.0.1"  # the address in SDP answers
+    transport: str = "UDP"  # UDP or TCP (the signalling)
+    expires: int = 3600
+    keepalive_interval: float = 30.0
+    keepalive_max_failures: int = 3
+    catalog_page_size: int = 20
+    record_page_size: int = 10
+    retry_base: float = 2.0  # first back-off after a failed REGISTER
+    retry_max: float = 60.0
+    gb_version: str = "3.0"  # X-GB-Ver: 2.0 for a 2016 device, 3.0 for 2022
+    manufacturer: str = "Xueliang"
+    model: str = "SIM-1"
+    firmware: str = "V1.0.0"
+    civil_code: str = ""
+    # Devices keep local wall time; GB platforms expect Beijing time (UTC+8) in DeviceTime.
+    utc_offset_hours: float = 8.0
+
+    @property
+    def is_nvr(self) -> bool:
+        return len(self.channels) > 1 or self.device_id[10:13] == "118"
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport.upper() == "TCP"
+
+
+@dataclass(frozen=True)
+class Transmit:
+    """Send ``data`` on the signalling transport: to the server when ``to`` is None, else (a
+    response over UDP) back to where the request came from."""
+
+    data: bytes
+    to: Address | None = None
+
+
+@dataclass(frozen=True)
+class StartStream:
+    call_id: str
+    channel_id: str
+    session_type: sdp.SessionType
+    ssrc: int
+    transport: sdp.Transport
+    # The device's TCP role: ACTIVE connects to ``remote``, PASSIVE listens on ``local_port``.
+    setup: sdp.Setup | None
+    remote: Address
+    local_port: int
+    start: int = 0  # Unix seconds of the recording asked for (Playback, Download)
+    stop: int = 0
+    speed: float = 1.0  # Download: a=downloadspeed
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds of media to send before MediaStatus 121; None for live."""
+        if self.session_type is sdp.SessionType.PLAY or self.stop <= self.start:
+            return None
+        return float(self.stop - self.start)
+
+
+@dataclass(frozen=True)
+class StopStream:
+    call_id: str
+
+
+Output = Transmit | StartStream | StopStream
+# Picks the media port an answer carries: (call id, transport, device's TCP role) -> port.
+PortAllocator = Callable[[str, sdp.Transport, sdp.Setup | None], int]
+
+
+@dataclass
+class _Dialog:
+    invite: SipRequest
+    to_tag: str
+    start: StartStream
+    acked: bool = False
+    cseq: int = 0
+
+
+@dataclass
+class Counters:
+    registrations: int = 0
+    register_failures: int = 0
+    keepalives_sent: int = 0
+    keepalives_ok: int = 0
+    invites: int = 0
+    messages_in: int = 0
+
+
+@dataclass
+class _Registration:
+    call_id: str = field(default_factory=new_call_id)
+    from_tag: str = field(default_factory=new_tag)
+    cseq: int = 0
+    challenged: tuple[str, ...] = ()  # nonces answered in this attempt
+    expires: int = 0  # what the server granted
+    unregistering: bool = False
+
+
+class Device:
+    def __init__(
+        self,
+        config: DeviceConfig,
+        *,
+        allocate_port: PortAllocator | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        # Without an allocator (tests) every stream is answered with one fixed port.
+        self._allocate_port: PortAllocator = allocate_port or (lambda _c, _t, _s: 9000)
+        # Where Via and Contact point; a TCP runner sets it to the connection's own address.
+        self.local: Address = (config.local_host, config.local_port)
+        # Jitter only, not security: seeded per device so a run is reproducible.
+        self._rng = random.Random(seed if seed is not None else config.device_id)  # noqa: S311
+        self._table = TransactionTable()
+        self._purpose: dict[ClientTransaction, str] = {}
+        self._reply_to: dict[ServerTransaction, Address | None] = {}
+        self._reg = _Registration()
+        self._register_at: float | None = None
+        self._keepalive_at: float | None = None
+        self._keepalive_failures = 0
+        self._failures = 0  # consecutive failed registration attempts, for the back-off
+        self._sn = 0
+        self.registered = False
+        self.dialogs: dict[str, _Dialog] = {}
+        # (channel ID, command), the latest ones: a long run must not grow without end.
+        self.ptz_commands: deque[tuple[str, DecodedPtz]] = deque(maxlen=MAX_PTZ_KEPT)
+        self.counters = Counters()
+        self._channels = {ch.channel_id: ch for ch in config.channels}
+        self._server_uri = f"sip:{config.server_id}@{config.domain}"
+
+    # --- driving -----------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Output]:
+        """Register now (the runner spreads the start times of many devices)."""
+        self._register_at = now
+        return self.tick(now)
+
+    def stop(self, now: float) -> list[Output]:
+        """Unregister (Expires: 0) and end every stream."""
+        outputs: list[Output] = [StopStream(call_id) for call_id in self.dialogs]
+        self.dialogs.clear()
+        self._keepalive_at = None
+        self._register_at = None
+        if self.registered:
+            self._reg.unregistering = True
+            self._reg.challenged = ()
+            outputs += self._send_register(now, None)
+        self.registered = False
+        return outputs
+
+    def connection_lost(self, now: float) -> list[Output]:
+        """The TCP signalling connection closed: streams end, register again after back-off."""
+        outputs: list[Output] = [StopStream(call_id) for call_id in self.dialogs]
+        self.dialogs.clear()
+        self._table = TransactionTable()
+        self._purpose.clear()
+        self._reply_to.clear()
+        self._lost_registration(now)
+        return outputs
+
+    @property
+    def next_deadline(self) -> float | None:
+        times = (self._register_at, self._keepalive_at, self._table.next_deadline)
+        present = [t for t in times if t is not None]
+        return min(present) if present else None
+
+    @property
+    def unregistering(self) -> bool:
+        """An unregistration (Expires: 0) is still waiting for its answer."""
+        return self._reg.unregistering
+
+    @property
+    def next_register(self) -> float | None:
+        """When the next REGISTER (refresh or retry) goes out."""
+        return self._register_at
+
+    def tick(self, now: float) -> list[Output]:
+        outputs: list[Output] = []
+        for transaction, action in self._table.tick(now):
+            outputs += self._transaction_action(transaction, action, now)
+        if self._register_at is not None and self._register_at <= now:
+            self._register_at = None
+            self._reg.challenged = ()
+            outputs += self._send_register(now, None)
+        if self._keepalive_at is not None and self._keepalive_at <= now:
+            self._keepalive_at = now + self.config.keepalive_interval
+            outputs += self._send_keepalive(now)
+        return outputs
+
+    def receive(
+        self, message: SipMessage | bytes, now: float, source: Address | None = None
+    ) -> list[Output]:
+        """A message from the network; ``source`` is where it came from (responses to a
+        request go back there, as through a NAT)."""
+        if isinstance(message, bytes):
+            try:
+                message = parse_message(message)
+            except ParseError:
+                return []
+        try:
+            if isinstance(message, SipResponse):
+                return self._on_response(message, now)
+            return self._on_request(message, now, source)
+        except ParseError:
+            return []  # a malformed message from the peer: drop it, as a device would
+
+    def media_finished(self, call_id: str, now: float) -> list[Output]:
+        """A Playback or Download sent all it had: MediaStatus 121, the platform then BYEs."""
+        dialog = self.dialogs.get(call_id)
+        if dialog is None:
+            return []
+        status = manscdp.MediaStatus(device_id=dialog.start.channel_id, sn=self._next_sn())
+        # Sent outside the dialog, as devices do (the platform matches it by the channel).
+        return self._send_message(now, manscdp.to_xml(status), "message")
+
+    # --- registration --------------------------------------------------------------------
+
+    def _send_register(self, now: float, challenge: DigestChallenge | None) -> list[Output]:
+        cfg = self.config
+        reg = self._reg
+        reg.cseq += 1
+        me = NameAddr(SipUri(host=cfg.domain, user=cfg.device_id))
+        expires = 0 if reg.unregistering else cfg.expires
+        headers = [("User-Agent", USER_AGENT), ("Expires", str(expires))]
+        if cfg.gb_version != "2.0":
+            headers.append(("X-GB-Ver", cfg.gb_version))
+        if challenge is not None:
+            creds = authorize(
+                challenge,
+                username=cfg.device_id,
+                password=cfg.password,
+                method="REGISTER",
+                uri=self._server_uri,
+            )
+            headers.append(("Authorization", creds.to_header()))
+        request = make_request(
+            "REGISTER",
+            self._server_uri,
+            via=self._via(),
+            from_=me.with_tag(reg.from_tag),
+            to=me,
+            call_id=reg.call_id,
+            cseq=reg.cseq,
+            contact=self._contact(),
+            headers=headers,
+        )
+        return self._start_client(request, "register", now)
+
+    def _on_register_response(self, response: SipResponse, now: float) -> list[Output]:
+        reg = self._reg
+        if response.status < 200:
+            return []
+        if response.status in (401, 407):
+            challenge = _challenge_in(response)
+            # The same nonce challenged again (not stale) means a wrong password: give up and
+            # back off instead of hammering the server with the same digest.
+            if (
+                challenge is not None
+                and (challenge.nonce not in reg.challenged or challenge.stale)
+                and len(reg.challenged) < 3
+            ):
+                reg.challenged = (*reg.challenged, challenge.nonce)
+                return self._send_register(now, challenge)
+        if reg.unregistering:
+            reg.unregistering = False
+            return []
+        if not response.success:
+            return self._register_failed(now)
+        self._failures = 0
+        self.counters.registrations += 1
+        granted = response.registration_expires or response.expires or self.config.expires
+        reg.expires = granted
+        # Refresh well before expiry: at 80 %, or a few seconds early for short lifetimes.
+        self._register_at = now + max(1.0, min(granted * 0.8, granted - 5.0))
+        if not self.registered:
+            self.registered = True
+            self._keepalive_failures = 0
+            self._keepalive_at = now + self.config.keepalive_interval
+        return []
+
+    def _register_failed(self, now: float) -> list[Output]:
+        self.counters.register_failures += 1
+        self._lost_registration(now)
+        return []
+
+    def _lost_registration(self, now: float) -> None:
+        self.registered = False
+        self._keepalive_at = None
+        self._failures += 1
+        self._reg = _Registration()
+        self._register_at = now + self.retry_delay(self._failures)
+
+    def retry_delay(self, failures: int) -> float:
+        """Exponential back-off with +-10 % jitter, so a server restart is not answered by
+        every device in the same second."""
+        base = min(self.config.retry_max, self.config.retry_base * 2 ** max(0, failures - 1))
+        return float(base * (0.9 + 0.2 * self._rng.random()))
+
+    # --- keepalive and MESSAGE -----------------------------------------------------------
+
+    def _send_keepalive(self, now: float) -> list[Output]:
+        body = manscdp.to_xml(
+            manscdp.Keepalive(device_id=self.config.device_id, sn=self._next_sn(), status="OK")
+        )
+        self.counters.keepalives_sent += 1
+        return self._send_message(now, body, "keepalive")
+
+    def _on_keepalive_result(self, ok: bool, status: int | None, now: float) -> list[Output]:
+        if ok:
+            self._keepalive_failures = 0
+            self.counters.keepalives_ok += 1
+            return []
+        if (status is not None and 400 <= status < 500) or (
+            self._keepalive_failures + 1 >= self.config.keepalive_max_failures
+        ):
+            # A 4xx means the server no longer knows the device; three silences mean it is
+            # gone. Either way: register again (after the back-off).
+            self._keepalive_failures = 0
+            self._lost_registration(now)
+            return []
+        self._keepalive_failures += 1
+        return []
+
+    def _send_message(self, now: float, body: bytes, purpose: str) -> list[Output]:
+        cfg = self.config
+        request = make_request(
+            "MESSAGE",
+            self._server_uri,
+            via=self._via(),
+            from_=NameAddr(SipUri(host=cfg.domain, user=cfg.device_id), params={"tag": new_tag()}),
+            to=NameAddr(SipUri(host=cfg.domain, user=cfg.server_id)),
+            call_id=new_call_id(),
+            cseq=1,
+            headers=[("User-Agent", USER_AGENT)],
+            body=body,
+            content_type=MANSCDP,
+        )
+        return self._start_client(request, purpose, now)
+
+    def _next_sn(self) -> int:
+        self._sn += 1
+        return self._sn
+
+    # --- client transactions -------------------------------------------------------------
+
+    def _start_client(self, request: SipRequest, purpose: str, now: float) -> list[Output]:
+        transaction, actions = self._table.start_client(
+            request, reliable=self.config.reliable, now=now
+        )
+        self._purpose[transaction] = purpose
+        outputs: list[Output] = []
+        for action in actions:
+            outputs += self._transaction_action(transaction, action, now)
+        return outputs
+
+    def _on_response(self, response: SipResponse, now: float) -> list[Output]:
+        branch = response.branch
+        transaction = next(
+            (t for t in self._purpose if t.request.branch == branch),
+            None,
+        )
+        actions = self._table.on_response(response, now)
+        if actions is None or transaction is None:
+            return []
+        outputs: list[Output] = []
+        for action in actions:
+            outputs += self._transaction_action(transaction, action, now)
+        return outputs
+
+    def _transaction_action(
+        self, transaction: ClientTransaction | ServerTransaction, action: object, now: float
+    ) -> list[Output]:
+        if isinstance(transaction, ServerTransaction):
+            if isinstance(action, Send):
+                return [Transmit(action.data, self._reply_to.get(transaction))]
+            if isinstance(action, Timeout) and action.timer == "L":
+                # The platform never ACKed the 200: no stream.
+                call_id = transaction.request.call_id
+                if call_id in self.dialogs and not self.dialogs[call_id].acked:
+                    del self.dialogs[call_id]
+            if isinstance(action, Terminated):
+                self._reply_to.pop(transaction, None)
+            return []
+        purpose = self._purpose.get(transaction)
+        if isinstance(action, Send):
+            return [Transmit(action.data)]
+        if isinstance(action, Deliver) and isinstance(action.message, SipResponse):
+            response = action.message
+            if purpose == "register":
+                if response.status >= 200:
+                    self._purpose.pop(transaction, None)
+                return self._on_register_response(response, now)
+            if response.status >= 200:
+                self._purpose.pop(transaction, None)
+                if purpose == "keepalive":
+                    return self._on_keepalive_result(response.success, response.status, now)
+            return []
+        if isinstance(action, Timeout):
+            self._purpose.pop(transaction, None)
+            if purpose == "register":
+                if self._reg.unregistering:
+                    self._reg.unregistering = False
+                    return []
+                return self._register_failed(now)
+            if purpose == "keepalive":
+                return self._on_keepalive_result(False, None, now)
+        if isinstance(action, Terminated):
+            self._purpose.pop(transaction, None)
+        return []
+
+    # --- requests from the platform ------------------------------------------------------
+
+    def _on_request(self, request: SipRequest, now: float, source: Address | None) -> list[Output]:
+        transaction, actions = self._table.on_request(
+            request, reliable=self.config.reliable, now=now
+        )
+        if transaction is not None:
+            self._reply_to.setdefault(transaction, source)
+        outputs: list[Output] = []
+        delivered: list[SipRequest] = []
+        # The transaction's own sends (100 Trying, retransmitted answers) go out before what
+        # the device answers to the request it delivers.
+        for action in actions:
+            if isinstance(action, Deliver) and isinstance(action.message, SipRequest):
+                delivered.append(action.message)
+            elif transaction is not None:
+                outputs += self._transaction_action(transaction, action, now)
+        for message in delivered:
+            outputs += self._handle(message, transaction, now, source)
+        return outputs
+
+    def _respond(
+        self,
+        transaction: ServerTransaction | None,
+        response: SipResponse,
+        now: float,
+    ) -> list[Output]:
+        if transaction is None:
+            return []
+        outputs: list[Output] = []
+        for action in self._table.send_response(transaction, response, now):
+            outputs += self._transaction_action(transaction, action, now)
+        return outputs
+
+    def _handle(
+        self,
+        request: SipRequest,
+        transaction: ServerTransaction | None,
+        now: float,
+        source: Address | None,
+    ) -> list[Output]:
+        method = request.method
+        if method == "ACK":
+            return self._on_ack(request)
+        if method == "MESSAGE":
+            return self._on_message(request, transaction, now)
+        if method == "INVITE":
+            return self._on_invite(request, transaction, now, source)
+        if method == "BYE":
+            dialog = self.dialogs.pop(request.call_id, None)
+            status = 200 if dialog is not None else 481
+            outputs = self._respond(transaction, make_response(request, status), now)
+            if dialog is not None:
+                outputs.append(StopStream(request.call_id))
+            return outputs
+        if method in ("INFO", "OPTIONS", "SUBSCRIBE", "NOTIFY", "CANCEL"):
+            # INFO carries MANSRTSP (pause, seek, speed): accepted, the replay goes on.
+            status = 481 if method == "CANCEL" else 200
+            return self._respond(transaction, make_response(request, status), now)
+        return self._respond(transaction, make_response(request, 501), now)
+
+    # --- MANSCDP ---------------------------------------------------------------------------
+
+    def _on_message(
+        self, request: SipRequest, transaction: ServerTransaction | None, now: float
+    ) -> list[Output]:
+        self.counters.messages_in += 1
+        try:
+            parsed = manscdp.parse(request.body)
+        except ParseError:
+            return self._respond(transaction, make_response(request, 400), now)
+        outputs = self._respond(transaction, make_response(request, 200), now)
+        message = parsed.message
+        encoding = parsed.encoding if parsed.encoding.upper() in ("GB2312", "UTF-8") else "GB2312"
+        for body in self._answers(message, now):
+            outputs += self._send_message(now, manscdp.to_xml(body, encoding), "message")
+        return outputs
+
+    def _answers(self, message: manscdp.Message, now: float) -> list[manscdp.Message]:
+        cfg = self.config
+        sn = message.sn if message.sn is not None else 0
+        if isinstance(message, manscdp.CatalogQuery):
+            catalog = catalog_items(cfg.device_id, cfg.civil_code or cfg.domain[:6], cfg.channels)
+            return list(manscdp.catalog_pages(cfg.device_id, sn, catalog, cfg.catalog_page_size))
+        if isinstance(message, manscdp.DeviceInfoQuery):
+            return [
+                manscdp.DeviceInfo(
+                    device_id=message.device_id or cfg.device_id,
+                    sn=sn,
+                    device_name=f"{'NVR' if cfg.is_nvr else 'IPC'}-{cfg.device_id[-4:]}",
+                    manufacturer=cfg.manufacturer,
+                    model=cfg.model,
+                    firmware=cfg.firmware,
+                    channel=len(cfg.channels),
+                )
+            ]
+        if isinstance(message, manscdp.DeviceStatusQuery):
+            return [
+                manscdp.DeviceStatus(
+                    device_id=message.device_id or cfg.device_id,
+                    sn=sn,
+                    online="ON",
+                    status="OK",
+                    encode="ON",
+                    record="OFF",
+                    device_time=(
+                        datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
+                        + timedelta(hours=cfg.utc_offset_hours)
+                    ),
+                )
+            ]
+        if isinstance(message, manscdp.RecordInfoQuery):
+            channel = self._channels.get(message.device_id)
+            items = (
+                record_items(channel, message.start_time, message.end_time)
+                if channel is not None
+                and message.end_time - message.start_time < timedelta(days=32)
+                else []
+            )
+            name = channel.name if channel is not None else None
+            return list(
+                manscdp.record_pages(message.device_id, sn, items, cfg.record_page_size, name=name)
+            )
+        if isinstance(message, manscdp.DeviceControl):
+            if message.ptz_cmd is not None:
+                # A bad PTZCmd is acknowledged and ignored, as cameras do.
+                with contextlib.suppress(ParseError):
+                    self.ptz_commands.append((message.device_id, decode_ptz(message.ptz_cmd)))
+                return []  # PTZ has no Result answer
+            return [manscdp.Result(cmd_type="DeviceControl", device_id=message.device_id, sn=sn)]
+        return []
+
+    # --- INVITE and media --------------------------------------------------------------------
+
+    def _on_invite(
+        self,
+        request: SipRequest,
+        transaction: ServerTransaction | None,
+        now: float,
+        source: Address | None,
+    ) -> list[Output]:
+        self.counters.invites += 1
+        call_id = request.call_id
+        if call_id in self.dialogs:  # a re-INVITE: keep the session as it is
+            dialog = self.dialogs[call_id]
+            return self._respond(transaction, self._ok_for(request, dialog), now)
+        target = request.request_uri.user or ""
+        channel = self._channels.get(target)
+        if channel is None and target == self.config.device_id and len(self._channels) == 1:
+            channel = next(iter(self._channels.values()))
+        if channel is None:
+            return self._respond(transaction, make_response(request, 404), now)
+        try:
+            offer = sdp.parse(request.body)
+        except ParseError:
+            return self._respond(transaction, make_response(request, 488), now)
+        media = offer.first_media()
+        address = (media.address if media else None) or offer.address or (source or ("", 0))[0]
+        if media is None or media.refused or not address:
+            return self._respond(transaction, make_response(request, 488), now)
+        transport = sdp.Transport.TCP if media.is_tcp else sdp.Transport.UDP
+        answer_draft = sdp.answer_for(offer, device_id=self.config.device_id, address="", port=0)
+        port = self._allocate_port(call_id, transport, answer_draft.setup)
+        ssrc = offer.ssrc_value
+        if ssrc is None:
+            ssrc = int(self._rng.random() * 1_000_000_000)
+        history = offer.session_type in (sdp.SessionType.PLAYBACK, sdp.SessionType.DOWNLOAD)
+        start = StartStream(
+            call_id=call_id,
+            channel_id=channel.channel_id,
+            session_type=offer.session_type or sdp.SessionType.PLAY,
+            ssrc=ssrc,
+            transport=transport,
+            setup=answer_draft.setup,
+            remote=(address, media.port),
+            local_port=port,
+            start=offer.range_unix[0] if history else 0,
+            stop=offer.range_unix[1] if history else 0,
+            speed=float(media.download_speed or 1),
+        )
+        dialog = _Dialog(invite=request, to_tag=new_tag(), start=start)
+        self.dialogs[call_id] = dialog
+        return self._respond(transaction, self._ok_for(request, dialog), now)
+
+    def _ok_for(self, request: SipRequest, dialog: _Dialog) -> SipResponse:
+        start = dialog.start
+        answer = sdp.Answer(
+            device_id=start.channel_id,
+            address=self.config.media_host,
+            port=start.local_port,
+            ssrc=f"{start.ssrc:010d}",
+            session_type=start.session_type,
+            transport=start.transport,
+            setup=start.setup,
+        )
+        return make_response(
+            request,
+            200,
+            to_tag=dialog.to_tag,
+            headers=[("Contact", str(self._contact())), ("User-Agent", USER_AGENT)],
+            body=answer.to_bytes(),
+            content_type="application/sdp",
+        )
+
+    def _on_ack(self, ack: SipRequest) -> list[Output]:
+        dialog = self.dialogs.get(ack.call_id)
+        if dialog is None or dialog.acked:
+            return []
+        dialog.acked = True
+        return [dialog.start]
+
+    # --- addressing --------------------------------------------------------------------------
+
+    def _via(self) -> Via:
+        return Via(
+            transport="TCP" if self.config.reliable else "UDP",
+            host=self.local[0],
+            port=self.local[1],
+            params={"rport": None, "branch": new_branch()},
+        )
+
+    def _contact(self) -> NameAddr:
+        host, port = self.local
+        return NameAddr(SipUri(host=host, user=self.config.device_id, port=port))
+
+
+def _challenge_in(response: SipResponse) -> DigestChallenge | None:
+    name = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+    try:
+        return DigestChallenge.parse(response.headers.get(name) or "")
+    except ParseError:
+        return None

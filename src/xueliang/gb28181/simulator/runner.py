@@ -1,0 +1,565 @@
+"""The asyncio adapter: one process runs N simulated devices of M channels each.
+
+Over UDP every device shares one signalling socket and media streams share one RTP socket;
+datagrams are routed to devices by the 20-digit IDs in them. Over TCP each device keeps its own
+signalling connection (the platform sends its requests down the connection that registered).
+First REGISTERs are spread over a ramp (``ramp_rate`` per second) so a thousand devices do not
+arrive in the same millisecond. Timers of all devices live in one heap, woken by one task;
+media streams are paced by one task replaying the pre-encoded clip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import socket
+import time
+from dataclasses import dataclass, field
+
+from xueliang.gb28181 import sdp
+from xueliang.gb28181.errors import ParseError
+from xueliang.gb28181.simulator.catalog import device_id, make_channels
+from xueliang.gb28181.simulator.device import (
+    Address,
+    Device,
+    DeviceConfig,
+    Output,
+    StartStream,
+    StopStream,
+    Transmit,
+)
+from xueliang.gb28181.simulator.media import Clip, StreamPacer, encode_clip
+from xueliang.gb28181.sip import SipMessage, SipResponse, StreamFramer, parse_message
+
+# Over this much unsent data a TCP media receiver is too slow: frames are dropped for it.
+MAX_TCP_BACKLOG = 2 * 1024 * 1024
+# How long stopping waits for the servers' answers to the unregistrations.
+UNREGISTER_WAIT = 2.0
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    server: Address
+    server_id: str
+    domain: str
+    password: str
+    devices: int = 1
+    channels: int = 1
+    transport: str = "udp"
+    keepalive: float = 30.0
+    id_prefix: str = ""  # 10 digits; the domain when empty
+    bind_host: str = "0.0.0.0"  # noqa: S104 (a simulator listens where it is told)
+    advertise_host: str = ""  # the address in Via, Contact and SDP; guessed when empty
+    sip_port: int = 0  # the shared UDP signalling port (0: any)
+    ramp_rate: float = 200.0  # first REGISTERs per second
+    expires: int = 3600
+    width: int = 640
+    height: int = 360
+    fps: int = 25
+    catalog_page_size: int = 20
+    retry_base: float = 2.0
+    retry_max: float = 60.0
+
+
+@dataclass
+class Stats:
+    devices: int = 0
+    registered: int = 0
+    keepalives: int = 0
+    keepalives_ok: int = 0
+    invites: int = 0
+    streams: int = 0
+    packets: int = 0
+    bytes: int = 0
+
+    def line(self) -> str:
+        return (
+            f"registered {self.registered}/{self.devices}  keepalives {self.keepalives_ok}"
+            f"/{self.keepalives}  invites {self.invites}  streams {self.streams}"
+            f"  rtp {self.packets} pkts {self.bytes / 1e6:.1f} MB"
+        )
+
+
+@dataclass
+class _Stream:
+    device: Device
+    start: StartStream
+    pacer: StreamPacer | None = None  # None until the media path is open
+    udp_target: Address | None = None
+    writer: asyncio.Transport | None = None
+    server: asyncio.AbstractServer | None = None
+
+
+@dataclass
+class _Slot:
+    device: Device
+    index: int
+    started: bool = False
+    tcp: asyncio.Transport | None = None
+    framer: StreamFramer = field(default_factory=StreamFramer)
+
+
+def guess_host(server: Address) -> str:
+    """The local address that routes to the server (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(server)
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, runner: SimulatorRunner) -> None:
+        self.runner = runner
+
+    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        self.runner.on_datagram(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP unreachable from a server not yet up: the transaction timers retry
+
+
+class _Signalling(asyncio.Protocol):
+    def __init__(self, runner: SimulatorRunner, slot: _Slot) -> None:
+        self.runner = runner
+        self.slot = slot
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.slot.tcp = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.slot.framer.feed(data)
+        except ParseError:
+            if self.slot.tcp is not None:
+                self.slot.tcp.close()
+            return
+        for message in messages:
+            self.runner.deliver(self.slot, message, self.runner.server)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.runner.tcp_lost(self.slot)
+
+
+class _MediaConnection(asyncio.Protocol):
+    """A TCP media connection: only written to; whatever the platform sends is ignored."""
+
+    def __init__(self, runner: SimulatorRunner, stream: _Stream) -> None:
+        self.runner = runner
+        self.stream = stream
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.runner.media_connected(self.stream, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.runner.media_closed(self.stream)
+
+
+class SimulatorRunner:
+    def __init__(self, settings: RunnerSettings, *, clip: Clip | None = None) -> None:
+        self.settings = settings
+        self.server = settings.server
+        self.tcp = settings.transport.lower() == "tcp"
+        self.host = settings.advertise_host or guess_host(settings.server)
+        self._clip = clip
+        self._slots: list[_Slot] = []
+        self._by_id: dict[str, _Slot] = {}
+        self._heap: list[tuple[float, int, int]] = []
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._streams: dict[tuple[int, str], _Stream] = {}
+        self._reserved: dict[str, socket.socket] = {}
+        self._media_wake = asyncio.Event()
+        self._connecting: set[int] = set()
+        self._unregistering: set[int] = set()
+        self._stopping = False
+        self._unregistered = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sip: asyncio.DatagramTransport | None = None
+        self._rtp: asyncio.DatagramTransport | None = None
+        self.sip_port = 0
+        self.rtp_port = 0
+        self.stats = Stats(devices=settings.devices)
+        self._stats_base = Stats()
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+    # --- setup -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Bind the shared sockets and build the devices (nothing is sent yet)."""
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        rtp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self), local_addr=(s.bind_host, 0)
+        )
+        self._rtp = rtp
+        self.rtp_port = int(rtp.get_extra_info("sockname")[1])
+        if not self.tcp:
+            sip, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self), local_addr=(s.bind_host, s.sip_port)
+            )
+            self._sip = sip
+            self.sip_port = int(sip.get_extra_info("sockname")[1])
+        prefix = s.id_prefix or s.domain
+        for index in range(s.devices):
+            channels = make_channels(prefix, index, s.channels)
+            config = DeviceConfig(
+                device_id=device_id(prefix, index, nvr=s.channels > 1),
+                server_id=s.server_id,
+                domain=s.domain,
+                password=s.password,
+                channels=channels,
+                local_host=self.host,
+                local_port=self.sip_port,
+                media_host=self.host,
+                transport="TCP" if self.tcp else "UDP",
+                expires=s.expires,
+                keepalive_interval=s.keepalive,
+                catalog_page_size=s.catalog_page_size,
+                retry_base=s.retry_base,
+                retry_max=s.retry_max,
+            )
+            slot = _Slot(Device(config, allocate_port=self._allocate_port), index)
+            self._slots.append(slot)
+            self._by_id[config.device_id] = slot
+            for channel in channels:
+                self._by_id.setdefault(channel.channel_id, slot)
+
+    @property
+    def devices(self) -> list[Device]:
+        return [slot.device for slot in self._slots]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start the devices along the ramp and serve until ``stop`` is set."""
+        if not self._slots:
+            await self.open()
+        t0 = self.now()
+        rate = max(self.settings.ramp_rate, 0.001)
+        for slot in self._slots:
+            self._schedule(slot, t0 + slot.index / rate)
+        # The timers outlive ``stop``: unregistering needs retransmissions and challenges.
+        closed = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._timers(closed)),
+            asyncio.create_task(self._media(stop)),
+        ]
+        try:
+            await stop.wait()
+            await self._unregister_all()
+        finally:
+            closed.set()
+            for task in [*tasks, *self._tasks]:
+                task.cancel()
+            for task in [*tasks, *self._tasks]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._close()
+
+    async def _unregister_all(self) -> None:
+        self._stopping = True
+        now = self.now()
+        for slot in self._slots:
+            if slot.started:
+                self._apply(slot, slot.device.stop(now))
+        for key in list(self._streams):
+            self._close_stream(key)
+        # Give the unregistrations (and their digest challenges) a moment to complete.
+        self._unregistering = {s.index for s in self._slots if s.device.unregistering}
+        if self._unregistering:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._unregistered.wait(), UNREGISTER_WAIT)
+
+    def _close(self) -> None:
+        for slot in self._slots:
+            if slot.tcp is not None:
+                slot.tcp.close()
+        for sock in self._reserved.values():
+            sock.close()
+        self._reserved.clear()
+        for transport in (self._sip, self._rtp):
+            if transport is not None:
+                transport.close()
+
+    # --- timers ------------------------------------------------------------------------------
+
+    def _schedule(self, slot: _Slot, at: float | None) -> None:
+        if at is None:
+            return
+        heapq.heappush(self._heap, (at, next(self._order), slot.index))
+        if self._heap[0][0] == at:  # a new earliest deadline: the timer task must know
+            self._wake.set()
+
+    async def _timers(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            now = self.now()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, index = heapq.heappop(self._heap)
+                slot = self._slots[index]
+                if not slot.started:
+                    if not self._stopping:
+                        self._start(slot)
+                    continue
+                deadline = slot.device.next_deadline
+                if deadline is not None and deadline <= now:
+                    self._apply(slot, slot.device.tick(now))
+            self._wake.clear()
+            delay = self._heap[0][0] - self.now() if self._heap else 1.0
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 1.0))
+
+    def _start(self, slot: _Slot) -> None:
+        if self.tcp:
+            if slot.index not in self._connecting:
+                self._connecting.add(slot.index)
+                task = asyncio.get_running_loop().create_task(self._connect(slot))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return
+        slot.started = True
+        self._apply(slot, slot.device.start(self.now()))
+
+    async def _connect(self, slot: _Slot) -> None:
+        try:
+            await self._open_signalling(slot)
+        finally:
+            self._connecting.discard(slot.index)
+
+    async def _open_signalling(self, slot: _Slot) -> None:
+        if slot.tcp is None:
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.create_connection(
+                    lambda: _Signalling(self, slot), self.server[0], self.server[1]
+                )
+            except OSError:
+                # No server yet: try again after the device's back-off.
+                self._schedule(slot, self.now() + slot.device.retry_delay(2))
+                return
+            assert slot.tcp is not None
+            host, port = slot.tcp.get_extra_info("sockname")[:2]
+            slot.device.local = (self.host if host in ("0.0.0.0", "::") else host, port)  # noqa: S104
+        slot.started = True
+        self._apply(slot, slot.device.start(self.now()))
+
+    # --- signalling in and out ---------------------------------------------------------------
+
+    def on_datagram(self, data: bytes, addr: Address) -> None:
+        if not data.strip(b"\r\n\x00"):
+            return  # keepalive padding
+        try:
+            message = parse_message(data)
+            slot = self._route(message)
+        except ParseError:
+            return
+        if slot is not None:
+            self.deliver(slot, message, addr)
+
+    def _route(self, message: SipMessage) -> _Slot | None:
+        """Responses carry the device in From; requests name the device or a channel in
+        the Request-URI (or To)."""
+        if isinstance(message, SipResponse):
+            return self._by_id.get(message.from_.uri.user or "")
+        user = message.request_uri.user or message.to.uri.user or ""
+        return self._by_id.get(user) or self._by_id.get(message.to.uri.user or "")
+
+    def deliver(self, slot: _Slot, message: SipMessage, source: Address) -> None:
+        if not slot.started:
+            return
+        self._apply(slot, slot.device.receive(message, self.now(), source))
+        if slot.index in self._unregistering and not slot.device.unregistering:
+            self._unregistering.discard(slot.index)
+            if not self._unregistering:
+                self._unregistered.set()
+
+    def tcp_lost(self, slot: _Slot) -> None:
+        slot.tcp = None
+        slot.framer = StreamFramer()
+        if not slot.started:
+            return
+        slot.started = False
+        outputs = slot.device.connection_lost(self.now())
+        self._apply(slot, outputs)
+        self._schedule(slot, slot.device.next_deadline)
+
+    def _apply(self, slot: _Slot, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, Transmit):
+                if self.tcp:
+                    if slot.tcp is not None:
+                        slot.tcp.write(output.data)
+                elif self._sip is not None:
+                    self._sip.sendto(output.data, output.to or self.server)
+            elif isinstance(output, StartStream):
+                self._start_stream(slot, output)
+            elif isinstance(output, StopStream):
+                self._close_stream((slot.index, output.call_id))
+        self._schedule(slot, slot.device.next_deadline)
+
+    # --- media -------------------------------------------------------------------------------
+
+    def clip(self) -> Clip:
+        if self._clip is None:
+            s = self.settings
+            self._clip = encode_clip(s.width, s.height, fps=s.fps, gop=s.fps)
+        return self._clip
+
+    def _allocate_port(
+        self, call_id: str, transport: sdp.Transport, setup: sdp.Setup | None
+    ) -> int:
+        if transport is sdp.Transport.UDP:
+            return self.rtp_port
+        # TCP: a socket bound now, so the answer carries its real port; passive listens on
+        # it, active connects from it.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.bind_host, 0))
+        sock.setblocking(False)
+        if setup is sdp.Setup.PASSIVE:
+            # Listen before answering: the platform may connect as soon as it reads the 200,
+            # before its ACK arrives; the kernel queues that connection until the accept.
+            sock.listen(1)
+        old = self._reserved.pop(call_id, None)
+        if old is not None:
+            old.close()
+        self._reserved[call_id] = sock
+        return int(sock.getsockname()[1])
+
+    def _start_stream(self, slot: _Slot, start: StartStream) -> None:
+        key = (slot.index, start.call_id)
+        stream = _Stream(slot.device, start)
+        self._streams[key] = stream
+        if start.transport is sdp.Transport.UDP:
+            stream.udp_target = start.remote
+            self._begin(stream)
+            return
+        sock = self._reserved.pop(start.call_id, None)
+        if sock is None:
+            return
+        loop = asyncio.get_running_loop()
+        if start.setup is sdp.Setup.PASSIVE:
+            task = loop.create_task(
+                loop.create_server(lambda: _MediaConnection(self, stream), sock=sock)
+            )
+            task.add_done_callback(lambda t: self._server_ready(stream, t))
+        else:
+            connect = loop.create_task(self._connect_media(stream, sock))
+            self._tasks.add(connect)
+            connect.add_done_callback(self._tasks.discard)
+
+    def _server_ready(self, stream: _Stream, task: asyncio.Task[asyncio.Server]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        stream.server = task.result()
+
+    async def _connect_media(self, stream: _Stream, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_connect(sock, stream.start.remote)
+            await loop.create_connection(lambda: _MediaConnection(self, stream), sock=sock)
+        except OSError:
+            sock.close()
+
+    def media_connected(self, stream: _Stream, transport: asyncio.Transport) -> None:
+        if stream.writer is not None:  # one connection per stream; a second is refused
+            transport.close()
+            return
+        stream.writer = transport
+        self._begin(stream)
+
+    def media_closed(self, stream: _Stream) -> None:
+        """The platform closed a TCP media connection: the stream idles until BYE."""
+        stream.writer = None
+        self._retire(stream)
+
+    def _retire(self, stream: _Stream) -> None:
+        """Stop pacing a stream, keeping what it sent in the totals."""
+        if stream.pacer is not None:
+            self._stats_base.packets += stream.pacer.sent_packets
+            self._stats_base.bytes += stream.pacer.sent_bytes
+            stream.pacer = None
+
+    def _begin(self, stream: _Stream) -> None:
+        start = stream.start
+        stream.pacer = StreamPacer(
+            self.clip(),
+            ssrc=start.ssrc,
+            started=self.now(),
+            tcp=start.transport is sdp.Transport.TCP,
+            speed=start.speed if start.session_type is sdp.SessionType.DOWNLOAD else 1.0,
+            duration=start.duration,
+        )
+        self._media_wake.set()
+
+    def _close_stream(self, key: tuple[int, str]) -> None:
+        stream = self._streams.pop(key, None)
+        sock = self._reserved.pop(key[1], None)
+        if sock is not None:
+            sock.close()
+        if stream is None:
+            return
+        self._retire(stream)
+        if stream.writer is not None:
+            stream.writer.close()
+        if stream.server is not None:
+            stream.server.close()
+
+    async def _media(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            now = self.now()
+            next_due = now + 1.0
+            for key, stream in list(self._streams.items()):
+                pacer = stream.pacer
+                if pacer is None:
+                    continue
+                packets = pacer.due(now)
+                if packets:
+                    self._send_media(stream, packets)
+                if pacer.finished:
+                    self._retire(stream)
+                    slot = self._slots[key[0]]
+                    self._apply(slot, slot.device.media_finished(key[1], now))
+                    continue
+                next_due = min(next_due, pacer.next_due)
+            self._media_wake.clear()
+            delay = next_due - self.now()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._media_wake.wait(), timeout=delay)
+
+    def _send_media(self, stream: _Stream, packets: list[bytes]) -> None:
+        if stream.udp_target is not None and self._rtp is not None:
+            for packet in packets:
+                self._rtp.sendto(packet, stream.udp_target)
+        elif stream.writer is not None:
+            if stream.writer.get_write_buffer_size() > MAX_TCP_BACKLOG:
+                return  # a slow receiver loses frames; it never stalls the others
+            stream.writer.write(b"".join(packets))
+
+    # --- reporting ---------------------------------------------------------------------------
+
+    def snapshot(self) -> Stats:
+        stats = Stats(devices=len(self._slots))
+        stats.packets = self._stats_base.packets
+        stats.bytes = self._stats_base.bytes
+        for slot in self._slots:
+            device = slot.device
+            stats.registered += device.registered
+            stats.keepalives += device.counters.keepalives_sent
+            stats.keepalives_ok += device.counters.keepalives_ok
+            stats.invites += device.counters.invites
+        for stream in self._streams.values():
+            if stream.pacer is not None:
+                stats.streams += 1
+                stats.packets += stream.pacer.sent_packets
+                stats.bytes += stream.pacer.sent_bytes
+        self.stats = stats
+        return stats
