@@ -162,13 +162,17 @@ def test_a_slow_viewer_is_dropped_and_the_others_and_ingest_go_on(
             target=lambda: received.extend(len(fast.recv(timeout=10)) for _ in range(count))
         )
         reader.start()
-        t0 = time.monotonic()
-        for _ in range(count):
+        pushing = 0.0
+        for i in range(count):
+            # The fast viewer reads as a browser does: it stays within 16 frames of the live
+            # edge (the test waits for it; a loaded CI machine must not make it "slow").
+            wait_until(lambda i=i: len(received) >= i - 16, 10, "the fast viewer to keep up")
+            t0 = time.monotonic()
             channel.push(Fragment(frame, keyframe=False))
-        pushing = time.monotonic() - t0
+            pushing += time.monotonic() - t0
         reader.join(30)
-    # Pushing never waited for the slow viewer (a blocked send would take forever here).
-    assert pushing < 10
+    # Handing frames to the viewers never waited for the slow one (a blocked send would).
+    assert pushing < 5
     assert len(received) == count and set(received) == {65536}
     assert len(channel.sinks) == 0  # the slow one was dropped (the fast one has left)
     # The slow viewer's connection ends: after what its buffers held, the socket closes.

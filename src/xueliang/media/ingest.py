@@ -18,6 +18,7 @@ import av
 from xueliang.media.hub import ChannelHub
 from xueliang.media.model import IngestSpec, MediaEvent, StatusChanged
 from xueliang.media.sources.base import OpenSource, Packet
+from xueliang.media.sources.gb_rtp import open_gb_rtp_source
 from xueliang.media.sources.rtsp import open_rtsp_source, redacted
 from xueliang.media.sources.simulator import open_simulator
 from xueliang.media.timestamps import TimestampRepair
@@ -109,6 +110,8 @@ class ChannelIngest(threading.Thread):
     def _open(self) -> AbstractContextManager[OpenSource]:
         if self.spec.url.startswith("sim:"):
             return open_simulator(self.spec.url, self._stop_event)
+        if self.spec.url.startswith("rtp:"):
+            return open_gb_rtp_source(self.spec, self._stop_event)
         return open_rtsp_source(self.spec)
 
     def _publish(self, repair: dict[int, TimestampRepair], packet: Packet) -> None:
