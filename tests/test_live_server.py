@@ -80,10 +80,13 @@ def test_viewer_gets_init_then_every_fragment_in_order(
         assert head == {"type": "init", "codec": INIT.codec, "mime": INIT.mime}
         assert ws.recv() == INIT.segment
         wait_until(lambda: len(channel.sinks) == 1, 5, "viewer joined")
+        # Sizes that take each of the WebSocket header's three length forms.
+        sizes = (3, 1000, 20000)
         for i in range(200):
-            channel.push(Fragment(i.to_bytes(4, "big") * 1000, keyframe=i == 0))
+            channel.push(Fragment(i.to_bytes(4, "big") * sizes[i % 3], keyframe=i == 0))
         got = [ws.recv(timeout=5) for _ in range(200)]
         assert [int.from_bytes(g[:4], "big") for g in got] == list(range(200))
+        assert [len(g) for g in got] == [4 * sizes[i % 3] for i in range(200)]
         assert server.viewer_count == 1
     assert channel.left.wait(5), "the server let the channel go when the viewer left"
     wait_until(lambda: server.viewer_count == 0, 5, "viewer gone")

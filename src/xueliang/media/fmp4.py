@@ -22,31 +22,41 @@ class BoxSplitter:
     init_segment: bytes | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
+        # Live view calls this for every frame: boxes are found by offset in one buffer, a
+        # fragment's boxes are joined once, and the buffer is trimmed once per call (a copy
+        # per box and per step cost more than the muxing).
+        buf = self._buf
+        buf += data
         out: list[bytes] = []
-        while len(self._buf) >= 8:
-            size, kind = struct.unpack_from(">I4s", self._buf)
+        pos, end = 0, len(buf)
+        while end - pos >= 8:
+            size, kind = struct.unpack_from(">I4s", buf, pos)
             header = 8
             if size == 1:
-                if len(self._buf) < 16:
+                if end - pos < 16:
                     break
-                size = struct.unpack_from(">Q", self._buf, 8)[0]
+                size = struct.unpack_from(">Q", buf, pos + 8)[0]
                 header = 16
             if size < header:
                 raise ValueError(f"malformed MP4 box {kind!r} of size {size}")
-            if len(self._buf) < size:
+            if end - pos < size:
                 break
-            box = bytes(self._buf[:size])
-            del self._buf[:size]
+            box = memoryview(buf)[pos : pos + size]
+            pos += size
             if self.init_segment is None:
                 self._init += box
                 if kind == b"moov":
                     self.init_segment = bytes(self._init)
+                box.release()
                 continue
-            self._fragment += box
             if kind == b"mdat":
-                out.append(bytes(self._fragment))
+                out.append(b"".join((self._fragment, box)))  # moof (and any other) + mdat
                 self._fragment.clear()
+            else:
+                self._fragment += box
+            box.release()
+        if pos:
+            del buf[:pos]
         return out
 
 
