@@ -66,7 +66,9 @@ MANSCDP = "Application/MANSCDP+xml"
 TICK_SECONDS = 0.1
 CATALOG_WAIT = 10.0  # seconds after a catalogue's last page before a partial one is applied
 QUERY_TIMEOUT = 32.0  # Timer F: a device that never answers a query
-LANES = 4  # threads writing to the register (one device's writes always on the same one)
+# Threads writing to the register (one device's writes always on the same one); SQLite takes
+# one writer at a time, so there one lane (more only wait on its lock, and time out).
+LANES = 4
 
 
 class Directory(Protocol):
@@ -114,6 +116,7 @@ class GbServer:
         registrar: Registrar | None = None,
         timezone: str = "Asia/Shanghai",
         clock: Callable[[], float] = time.monotonic,
+        lanes: int = LANES,
     ) -> None:
         self.platform_id = platform_id
         self.domain = domain
@@ -131,7 +134,9 @@ class GbServer:
         self._catalogs: dict[tuple[str, int], _Catalog] = {}
         self._sn = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"gb-db-{i}") for i in range(LANES)]
+        self._lanes = [
+            ThreadPoolExecutor(1, thread_name_prefix=f"gb-db-{i}") for i in range(max(1, lanes))
+        ]
         self._ticker: asyncio.Task[None] | None = None
         self._passwords: dict[str, tuple[float, str | None]] = {}
         self.registrations = 0
@@ -442,10 +447,14 @@ class GbServer:
         )
         if not came.renewed:
             # Learn what it is and what it has, as soon as it is here.
-            self.query(
-                came.device_id, manscdp.DeviceInfoQuery(device_id=came.device_id, sn=self.next_sn())
-            )
-            self.refresh_catalog(came.device_id)
+            for asked in (
+                self.query(
+                    came.device_id,
+                    manscdp.DeviceInfoQuery(device_id=came.device_id, sn=self.next_sn()),
+                ),
+                self.refresh_catalog(came.device_id),
+            ):
+                asked.add_done_callback(_unanswered)
 
     def refresh_catalog(self, device_id: str) -> asyncio.Future[SipResponse]:
         sn = self.next_sn()
@@ -528,6 +537,15 @@ class GbServer:
 
 
 ALLOW = "REGISTER, MESSAGE, NOTIFY, INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
+
+
+def _unanswered(future: asyncio.Future[SipResponse]) -> None:
+    """A query the platform sent on its own: a device that does not answer is logged."""
+    if future.cancelled():
+        return
+    failure = future.exception()
+    if failure is not None:
+        log.info("GB/T 28181: a device left a query unanswered: %s", failure)
 
 
 def _request_target(source: Address, contact: str) -> Address:

@@ -47,6 +47,7 @@ class GbService:
             changed=changed,
         )
         self._settings = settings
+        self._lanes = 1 if db.is_sqlite else 4
         self.server: GbServer | None = None
 
     async def start(self) -> None:
@@ -66,6 +67,7 @@ class GbService:
                 max_expires=cfg.max_expires,
             ),
             timezone=self._settings.media.timezone,
+            lanes=self._lanes,
         )
         await self.server.start()
 
