@@ -65,6 +65,9 @@ test: lint typecheck test-sqlite test-postgresql
 bench: install system-deps
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_media.py
+	$(BIN)/python bench/bench_console.py
+	$(BIN)/python bench/bench_gb.py
+	$(BIN)/python bench/bench_ps.py
 
 licenses: install
 	{ echo "# Third-party licences"; echo; \
