@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ADMIN_PASSWORD, TOWN_A, seed_two_towns
 from tests.support.browser import ARGS, CHROMIUM
@@ -78,7 +79,16 @@ def catch_up(clock: ManualClock) -> None:
 def rate(page: Page, media_seconds: float) -> float:
     """Media seconds per wall second while the video plays on by ``media_seconds``."""
     t0, c0 = page.evaluate(SAMPLE)
-    page.wait_for_function(f"{CLOCK} >= {c0 + media_seconds}", timeout=20000)
+    try:
+        page.wait_for_function(f"{CLOCK} >= {c0 + media_seconds}", timeout=30000)
+    except PlaywrightTimeout:
+        # Say where the player stood (a CI run once saw 1x stall here under full load).
+        state = page.evaluate(
+            f"(v => ({{t: v.currentTime, ready: v.readyState, paused: v.paused, "
+            f"buffered: Array.from({{length: v.buffered.length}}, (_, i) => "
+            f"[v.buffered.start(i), v.buffered.end(i)]), error: v.error?.message}}))({VIDEO})"
+        )
+        raise AssertionError(f"playback stalled at {c0}: {state}") from None
     t1, c1 = page.evaluate(SAMPLE)
     return float((c1 - c0) / (t1 - t0))
 
