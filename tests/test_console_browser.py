@@ -36,12 +36,17 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
-def sign_in(page: Page, base: str, username: str, password: str) -> None:
+def sign_in(
+    page: Page, base: str, username: str, password: str, *, then: str | None = None
+) -> None:
+    """Log in through the form; ``then``: a selector to wait for (the page after login)."""
     page.goto(f"{base}/")
     page.wait_for_selector("input[name=username]")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("[data-test=login-submit]")
+    if then is not None:
+        page.wait_for_selector(then)
 
 
 def add_sim_camera(

@@ -8,64 +8,32 @@ to test-artifacts/console/."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ADMIN_PASSWORD, TOWN_A, seed_two_towns
-from tests.support.browser import ARGS, CHROMIUM
 from tests.support.media import Events, add_sim_camera, status
 from tests.support.server import serve
-from xueliang.api import app as app_module
+from tests.test_console_browser import VIEWPORT, needs_build, shot, sign_in
 from xueliang.api.app import create_app
 from xueliang.app import Platform
 from xueliang.core.clock import ManualClock
 
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
-needs_build = pytest.mark.skipif(
-    not (app_module.CONSOLE / "index.html").is_file(),
-    reason="the web console is not built (run `make install`, which builds console/)",
-)
-VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 VIDEO = "document.querySelector('[data-test=playback-video]')"
 CLOCK = f"{VIDEO}.currentTime"
 # [performance.now() in seconds, the video's currentTime]: a rate over the page's wall clock.
 SAMPLE = f"[performance.now() / 1000, {CLOCK}]"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 # The total is shown (an element not rendered yet must not count as loaded).
 STATUS_LOADED = (
     "(document.querySelector('[data-test=status-total]')?.textContent ?? '—').trim() !== '—'"
 )
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-def sign_in(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/")
-    page.wait_for_selector("input[name=username]")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("[data-test=login-submit]")
-    page.wait_for_selector("[data-test=nav-playback]")
 
 
 def catch_up(clock: ManualClock) -> None:
@@ -118,7 +86,7 @@ def test_playback_timeline_play_speed_snapshot_export_and_status(
         first = datetime.fromisoformat(recs["items"][0]["start"]).timestamp() * 1000
 
         page = browser.new_page(viewport=VIEWPORT)
-        sign_in(page, base, "admin", ADMIN_PASSWORD)
+        sign_in(page, base, "admin", ADMIN_PASSWORD, then="[data-test=nav-playback]")
         page.click("[data-test=nav-playback]")
         page.wait_for_selector("text=点击或拖拽左侧点位到此处回放录像")
         assert "录像回放" in (page.text_content(".nav") or "")
@@ -244,7 +212,7 @@ def test_status_without_system_manage_says_no_permission(
     assert r.status_code == 201, r.text
     with serve(create_app(platform)) as base:
         page = browser.new_page(viewport=VIEWPORT)
-        sign_in(page, base, "viewer_a", password)
+        sign_in(page, base, "viewer_a", password, then="[data-test=nav-playback]")
         page.click("[data-test=nav-status]")
         page.wait_for_selector("[data-test=storage-forbidden]", timeout=15000)
         assert "无权查看存储状态" in (page.text_content("[data-test=storage-forbidden]") or "")

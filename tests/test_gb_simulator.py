@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.ffprobe import video_stream
+from tests.support.wait import until
 from xueliang.gb28181 import manscdp, sdp
 from xueliang.gb28181.ps import PsDemuxer
 from xueliang.gb28181.ptz import PtzMove, encode_hex
@@ -513,15 +514,6 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]], timeout: float = 20) -
     return asyncio.run(bounded())
 
 
-async def until(check: Callable[[], object], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 @dataclass
 class Registrar:
     """A tiny GB registrar from the SIP core: digest-checked REGISTER, keepalives counted,
@@ -873,9 +865,11 @@ def test_tcp_signalling_and_tcp_media_in_both_roles(offered: sdp.Setup, clip: Cl
         port = server.sockets[0].getsockname()[1]
         connected: asyncio.Future[asyncio.StreamReader] = asyncio.get_running_loop().create_future()
 
+        finished = asyncio.Event()
+
         async def on_media(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             connected.set_result(reader)
-            await asyncio.sleep(10)
+            await finished.wait()  # the connection stays open until the test is done
 
         media_server = await asyncio.start_server(on_media, "127.0.0.1", 0)
         media_port = media_server.sockets[0].getsockname()[1]
@@ -913,6 +907,7 @@ def test_tcp_signalling_and_tcp_media_in_both_roles(offered: sdp.Setup, clip: Cl
             assert bye.status == 200
             await until(lambda: runner.snapshot().streams == 0, 2, "the stream to stop")
         finally:
+            finished.set()
             stop.set()
             await task
             server.close()
