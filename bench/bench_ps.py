@@ -32,7 +32,8 @@ from pathlib import Path
 
 import av
 
-from xueliang.gb28181.ps import PsDemuxer, PsMuxer
+from xueliang.gb28181.ps import PsDemuxer
+from xueliang.gb28181.ps_mux import PsMuxer
 from xueliang.gb28181.rtp import Received, RtpPacket, RtpPacketizer, RtpReceiver
 
 STREAM_BPS = 4_000_000

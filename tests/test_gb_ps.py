@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xueliang.gb28181 import ps
-from xueliang.gb28181.ps import Frame, PsDemuxer, PsMuxer, _crc32_mpeg, sniff_video_codec
+from xueliang.gb28181.ps import Frame, PsDemuxer, sniff_video_codec
+from xueliang.gb28181.ps_mux import PsMuxer, _crc32_mpeg
 from xueliang.gb28181.rtp import Received, RtpPacket, RtpPacketizer, RtpReceiver
 
 SPS = b"\x00\x00\x00\x01\x67\x64\x00\x1f\xac\xd9\x40"

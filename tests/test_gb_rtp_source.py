@@ -29,7 +29,8 @@ from tests.support.ffprobe import video_stream
 from tests.support.rtsp_peer import free_port
 from tests.support.wait import wait_until
 from xueliang.core.errors import InvalidInput
-from xueliang.gb28181.ps import Frame, PsDemuxer, PsMuxer
+from xueliang.gb28181.ps import Frame, PsDemuxer
+from xueliang.gb28181.ps_mux import PsMuxer
 from xueliang.gb28181.rtp import RtpPacket, RtpPacketizer, frame_rfc4571
 from xueliang.media.hub import ChannelHub
 from xueliang.media.ingest import Backoff, ChannelIngest

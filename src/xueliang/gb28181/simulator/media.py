@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from xueliang.gb28181.ps import Frame, PsMuxer
+from xueliang.gb28181.ps import Frame
+from xueliang.gb28181.ps_mux import PsMuxer
 from xueliang.gb28181.rtp import RtpPacketizer, frame_rfc4571
 
 CLOCK = 90_000
