@@ -161,6 +161,7 @@ def build_platform(
             secrets,
             clock,
             ids,
+            media,
             password=data.gb28181_password(),
             changed=registry_changed,
         ),

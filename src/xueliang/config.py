@@ -163,6 +163,22 @@ class Gb28181Config(_Section):
     # A device that authenticates but is not in the register is added to it (in no area until
     # an administrator places it); off: only registered devices may join.
     auto_add: bool = True
+    # Media from devices (PS over RTP): ports of ours handed out per stream (even ones, within
+    # this range), the transport asked for first (udp, tcp-passive: the device connects to us,
+    # tcp-active: we connect to it; UDP that brings nothing is retried over TCP), and how long
+    # a live stream nobody watches (and whose channel's plan does not record) is kept.
+    rtp_port_min: int = Field(default=30000, ge=1024, le=65534)
+    rtp_port_max: int = Field(default=30999, ge=1024, le=65535)
+    media_transport: Literal["udp", "tcp-passive", "tcp-active"] = "udp"
+    stream_idle_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
+    invite_timeout: float = Field(default=10.0, ge=1.0, le=60.0)
+    media_timeout: float = Field(default=10.0, ge=1.0, le=60.0)
+
+    @model_validator(mode="after")
+    def _port_range(self) -> Gb28181Config:
+        if self.rtp_port_max <= self.rtp_port_min:
+            raise ValueError("rtp_port_max must be above rtp_port_min")
+        return self
 
     def platform_id(self, centre_code: str) -> str:
         return self.id or f"{centre_code}002000000001"

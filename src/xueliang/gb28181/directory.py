@@ -176,6 +176,9 @@ class GbDirectory:
                         status=status,
                         status_reason=reason,
                         status_since=now,
+                        # The device keeps its recordings (played back from it); the
+                        # platform records a GB channel once an operator sets a plan.
+                        recording_plan={"mode": "off"},
                     )
                     s.add(channel)
                     mine[item.device_id] = channel

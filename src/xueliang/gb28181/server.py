@@ -34,36 +34,25 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from xueliang.gb28181 import manscdp
+from xueliang.gb28181.answers import PendingAnswer
+from xueliang.gb28181.endpoint import DeviceRefused, SipEndpoint, in_dialog
 from xueliang.gb28181.errors import ParseError
 from xueliang.gb28181.registrar import Address, Offline, Online, Registrar
 from xueliang.gb28181.sip import (
-    ClientTransaction,
-    Deliver,
     DigestAuthenticator,
     NameAddr,
-    Send,
     ServerTransaction,
-    SipMessage,
     SipRequest,
     SipResponse,
-    Terminated,
-    Timeout,
-    TransactionTable,
-    Via,
     make_request,
-    make_response,
-    new_branch,
     new_call_id,
     new_tag,
-    stamp_received,
 )
 from xueliang.gb28181.sip.digest import Outcome
-from xueliang.gb28181.transport import SipTransport
 
 log = logging.getLogger(__name__)
 
 MANSCDP = "Application/MANSCDP+xml"
-TICK_SECONDS = 0.1
 CATALOG_WAIT = 10.0  # seconds after a catalogue's last page before a partial one is applied
 QUERY_TIMEOUT = 32.0  # Timer F: a device that never answers a query
 # Threads writing to the register (one device's writes always on the same one); SQLite takes
@@ -104,7 +93,7 @@ class ServerStats:
     malformed: int
 
 
-class GbServer:
+class GbServer(SipEndpoint):
     def __init__(
         self,
         directory: Directory,
@@ -118,34 +107,27 @@ class GbServer:
         clock: Callable[[], float] = time.monotonic,
         lanes: int = LANES,
     ) -> None:
+        super().__init__(host, port, clock=clock)
         self.platform_id = platform_id
         self.domain = domain
-        self.host = host
         self.registrar = registrar if registrar is not None else Registrar()  # (empty is falsy)
         self._directory = directory
-        self._clock = clock
         self._zone = ZoneInfo(timezone)
         self._auth = DigestAuthenticator(domain)
-        self._table = TransactionTable()
-        self._transport = SipTransport(host, port, self._on_message)
-        # Where each transaction's messages go (client: the device; server: the requester).
-        self._peer: dict[int, Address] = {}
-        self._waiting: dict[int, asyncio.Future[SipResponse]] = {}
         self._catalogs: dict[tuple[str, int], _Catalog] = {}
         self._sn = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._lanes = [
             ThreadPoolExecutor(1, thread_name_prefix=f"gb-db-{i}") for i in range(max(1, lanes))
         ]
-        self._ticker: asyncio.Task[None] | None = None
         self._passwords: dict[str, tuple[float, str | None]] = {}
+        self._answers: dict[tuple[str, str, int], PendingAnswer] = {}
+        # Notifications a device sends on its own (Alarm, MobilePosition, MediaStatus, …):
+        # each listener gets (sender device ID, message, request); called on the event loop.
+        self.notify_listeners: list[Callable[[str, manscdp.Message, SipRequest], None]] = []
         self.registrations = 0
         self.keepalives = 0
         self.refused = 0
-
-    @property
-    def port(self) -> int:
-        return self._transport.port
 
     def stats(self) -> ServerStats:
         return ServerStats(
@@ -159,17 +141,13 @@ class GbServer:
     # --- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._transport.start()
-        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        await super().start()
         log.info("GB/T 28181 SIP server %s on %s:%d", self.platform_id, self.host, self.port)
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
         for task in list(self._tasks):
             task.cancel()
-        await self._transport.stop()
+        await super().stop()
         for lane in self._lanes:  # what was received is stored before the platform stops
             await asyncio.to_thread(lane.shutdown, wait=True)
 
@@ -187,17 +165,8 @@ class GbServer:
 
         lane.submit(run)
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_SECONDS)
-            try:
-                self._tick(self._clock())
-            except Exception:
-                log.exception("GB/T 28181: timer handling failed")
-
     def _tick(self, now: float) -> None:
-        for transaction, action in self._table.tick(now):
-            self._act(transaction, action)
+        super()._tick(now)
         for gone in self.registrar.expire(now):
             self._went_offline(gone)
         for key, pending in list(self._catalogs.items()):
@@ -205,113 +174,87 @@ class GbServer:
                 del self._catalogs[key]
                 self._apply_catalog(pending.assembly, complete=False)
 
-    # --- sending -----------------------------------------------------------------------------
+    def target(self, device_id: str) -> Address:
+        """Where requests to a registered device go; LookupError when it is not registered."""
+        reg = self.registrar.get(device_id)
+        if reg is None:
+            raise LookupError(f"device {device_id} is not registered")
+        return _request_target(reg.address, reg.contact)
 
-    def _act(
-        self, transaction: ClientTransaction | ServerTransaction | None, action: object
-    ) -> None:
-        key = id(transaction)
-        if isinstance(action, Send):
-            peer = self._peer.get(key)
-            if peer is not None:
-                self._transport.send(action.data, peer)
-        elif isinstance(action, Deliver):
-            if isinstance(action.message, SipResponse):
-                future = self._waiting.get(key)
-                if future is not None and not future.done() and not action.message.provisional:
-                    future.set_result(action.message)
-        elif isinstance(action, Timeout):
-            future = self._waiting.pop(key, None)
-            if future is not None and not future.done():
-                future.set_exception(TimeoutError(f"no answer (timer {action.timer})"))
-        elif isinstance(action, Terminated):
-            self._peer.pop(key, None)
-            future = self._waiting.pop(key, None)
-            if future is not None and not future.done():
-                future.set_exception(TimeoutError("the transaction ended without an answer"))
+    def contact(self) -> NameAddr:
+        return NameAddr.parse(f"<sip:{self.platform_id}@{self.host}:{self.port}>")
 
-    def _respond(
+    def make_request(
         self,
-        transaction: ServerTransaction | None,
-        request: SipRequest,
-        source: Address,
-        status: int,
-        reason: str | None = None,
+        method: str,
+        device_id: str,
+        to: Address,
         *,
+        target_id: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = MANSCDP,
         headers: list[tuple[str, str]] | None = None,
-    ) -> None:
-        response = make_response(request, status, reason, headers=headers or [])
-        if transaction is None:  # (an ACK-less path never gets here; kept for safety)
-            self._transport.send(response.to_bytes(), source)
-            return
-        for action in self._table.send_response(transaction, response, self._clock()):
-            self._act(transaction, action)
+    ) -> SipRequest:
+        """An out-of-dialog request to a device (``target_id``: the channel it is about, as
+        the Request-URI and To user of an INVITE)."""
+        user = target_id or device_id
+        dialog_creating = method in ("INVITE", "SUBSCRIBE")
+        return make_request(
+            method,
+            f"sip:{user}@{to.host}:{to.port}",
+            via=self.via(to),
+            from_=NameAddr.parse(f"<sip:{self.platform_id}@{self.domain}>;tag={new_tag()}"),
+            to=NameAddr.parse(f"<sip:{user}@{self.domain}>"),
+            call_id=new_call_id(),
+            cseq=next(self._sn),
+            contact=self.contact() if dialog_creating else None,
+            headers=headers or [],
+            body=body,
+            content_type=content_type if body else None,
+        )
 
     def request(
         self, method: str, device_id: str, body: bytes = b"", content_type: str = MANSCDP
     ) -> asyncio.Future[SipResponse]:
         """Send a request to a registered device; the future gets its final response."""
-        future: asyncio.Future[SipResponse] = asyncio.get_running_loop().create_future()
-        reg = self.registrar.get(device_id)
-        if reg is None:
-            future.set_exception(LookupError(f"device {device_id} is not registered"))
+        try:
+            to = self.target(device_id)
+        except LookupError as exc:
+            future: asyncio.Future[SipResponse] = asyncio.get_running_loop().create_future()
+            future.set_exception(exc)
             return future
-        to = _request_target(reg.address, reg.contact)
-        via = Via(
-            transport=to.transport.upper(),
-            host=self.host,
-            port=self.port,
-            params={"branch": new_branch(), "rport": None},
+        request = self.make_request(
+            method, device_id, to, body=body, content_type=content_type if body else None
         )
-        request = make_request(
-            method,
-            f"sip:{device_id}@{to.host}:{to.port}",
-            via=via,
-            from_=NameAddr.parse(f"<sip:{self.platform_id}@{self.domain}>;tag={new_tag()}"),
-            to=NameAddr.parse(f"<sip:{device_id}@{self.domain}>"),
-            call_id=new_call_id(),
-            cseq=next(self._sn),
-            body=body,
-            content_type=content_type if body else None,
-        )
-        transaction, actions = self._table.start_client(
-            request, reliable=to.transport == "tcp", now=self._clock()
-        )
-        self._peer[id(transaction)] = to
-        self._waiting[id(transaction)] = future
-        for action in actions:
-            self._act(transaction, action)
-        return future
+        return self.send_request(request, to)
+
+    async def ask(
+        self, device_id: str, message: manscdp.Message, *, page_wait: float = 10.0
+    ) -> manscdp.Message:
+        """Send a query or control and wait for the device's answering MESSAGE (the one with
+        the same CmdType and SN). Paged answers (RecordInfo) are gathered until SumNum items
+        have come, or ``page_wait`` seconds after the last page (then what came is returned).
+        TimeoutError when nothing came; LookupError when the device is not registered."""
+        sn = getattr(message, "sn", None)
+        cmd = manscdp.cmd_type_of(message)
+        if sn is None or cmd is None:
+            raise ValueError("ask needs a message with a CmdType and an SN")
+        key = (device_id, cmd, sn)
+        answers = PendingAnswer(asyncio.get_running_loop().create_future())
+        self._answers[key] = answers
+        try:
+            response = await self.query(device_id, message)
+            if not response.success:
+                raise DeviceRefused(response.status, response.reason)
+            return await answers.result(page_wait)
+        finally:
+            self._answers.pop(key, None)
 
     def query(self, device_id: str, message: manscdp.Message) -> asyncio.Future[SipResponse]:
         return self.request("MESSAGE", device_id, manscdp.to_xml(message))
 
     def next_sn(self) -> int:
         return next(self._sn)
-
-    # --- receiving ---------------------------------------------------------------------------
-
-    def _on_message(self, message: SipMessage, source: Address) -> None:
-        now = self._clock()
-        if isinstance(message, SipResponse):
-            transaction = self._table.client_for(message)
-            actions = self._table.on_response(message, now)
-            if actions is None or transaction is None:
-                return  # a stray or late response
-            for action in actions:
-                self._act(transaction, action)
-            return
-        stamp_received(message, source.host, source.port)
-        server, actions = self._table.on_request(
-            message, reliable=source.transport == "tcp", now=now, auto_trying=False
-        )
-        if server is not None:
-            self._peer[id(server)] = source
-        for action in actions:
-            if isinstance(action, Deliver) and isinstance(action.message, SipRequest):
-                self._dispatch(server, action.message, source, now)
-            else:
-                self._act(server, action)
 
     def _dispatch(
         self,
@@ -323,11 +266,13 @@ class GbServer:
         method = request.method
         if method == "REGISTER":
             self._register(transaction, request, source, now)
-        elif method in ("MESSAGE", "NOTIFY"):
+        elif method == "MESSAGE" or (method == "NOTIFY" and not in_dialog(request)):
             self._message(transaction, request, source, now)
         elif method == "ACK":
             return
-        elif method in ("BYE", "CANCEL", "OPTIONS", "INFO"):
+        elif method in ("BYE", "INFO") or (method == "NOTIFY" and in_dialog(request)):
+            self._dialog_request(transaction, request, source)
+        elif method in ("CANCEL", "OPTIONS"):
             self._respond(transaction, request, source, 200)
         else:
             self._respond(transaction, request, source, 405, headers=[("Allow", ALLOW)])
@@ -502,11 +447,24 @@ class GbServer:
         self._respond(transaction, request, source, 200)
         if isinstance(msg, manscdp.Catalog):
             self._catalog_page(sender, msg, now)
-        elif isinstance(msg, manscdp.DeviceInfo):
+            return
+        if isinstance(msg, manscdp.DeviceInfo):
             directory = self._directory
             self._spawn(sender, lambda: directory.device_info(sender, msg))
-        else:
-            log.debug("GB/T 28181: %s sent %s", sender, type(msg).__name__)
+        cmd = manscdp.cmd_type_of(msg)
+        sn = getattr(msg, "sn", None)
+        waiting = self._answers.get((sender, cmd or "", sn)) if sn is not None else None
+        if waiting is not None:
+            waiting.add(msg)
+            return
+        handler = self._dialogs.get(request.call_id)
+        if handler is not None:  # e.g. MediaStatus sent inside the stream's dialog
+            handler(request)
+        for listener in list(self.notify_listeners):
+            try:
+                listener(sender, msg, request)
+            except Exception:
+                log.exception("GB/T 28181: a listener failed on %s", type(msg).__name__)
 
     def _catalog_page(self, device_id: str, page: manscdp.Catalog, now: float) -> None:
         key = (device_id, page.sn or 0)

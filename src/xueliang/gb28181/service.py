@@ -12,7 +12,11 @@ from xueliang.core.events import Signal
 from xueliang.core.secretbox import SecretBox
 from xueliang.gb28181.directory import GbDirectory
 from xueliang.gb28181.registrar import Registrar
+from xueliang.gb28181.routes import ChannelRoutes
 from xueliang.gb28181.server import GbServer
+from xueliang.gb28181.streams import GbStreams
+from xueliang.media.rtp_ports import RtpPortAllocator
+from xueliang.media.service import MediaService
 from xueliang.registry.common import IdPolicy
 from xueliang.store.db import Database
 
@@ -28,6 +32,7 @@ class GbService:
         secrets: SecretBox,
         clock: Clock,
         ids: IdPolicy,
+        media: MediaService,
         *,
         password: str,
         changed: Signal | None = None,
@@ -49,6 +54,21 @@ class GbService:
         self._settings = settings
         self._lanes = 1 if db.is_sqlite else 4
         self.server: GbServer | None = None
+        self.routes = ChannelRoutes(
+            db, timezone=settings.media.timezone, transport=cfg.media_transport
+        )
+        self.streams = GbStreams(
+            lambda: self.server,
+            media,
+            self.routes.route,
+            RtpPortAllocator(cfg.rtp_port_min, cfg.rtp_port_max, host=cfg.host),
+            bind_host=cfg.host,
+            sdp_ip=cfg.sdp_ip,
+            recorded=self.routes.recorded if settings.media.enabled else None,
+            idle_seconds=cfg.stream_idle_seconds,
+            invite_timeout=cfg.invite_timeout,
+            media_timeout=cfg.media_timeout,
+        )
 
     async def start(self) -> None:
         cfg = self._settings.gb28181
@@ -70,8 +90,11 @@ class GbService:
             lanes=self._lanes,
         )
         await self.server.start()
+        self.streams.start()
 
     async def stop(self) -> None:
+        if self.server is not None:
+            await self.streams.stop()
         server, self.server = self.server, None
         if server is not None:
             await server.stop()

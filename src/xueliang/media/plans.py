@@ -77,6 +77,7 @@ class RecordingPlan:
 
 
 CONTINUOUS = RecordingPlan()
+OFF = RecordingPlan(mode="off")
 
 
 @dataclass(slots=True)

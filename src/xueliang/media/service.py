@@ -84,6 +84,11 @@ class MediaService:
         self._live_key = secrets_module.token_bytes(32)
         self._lock = threading.Lock()
         self._pool: WorkerPool | None = None
+        # Streams opened on demand by a signalling side (GB/T 28181 INVITE sessions), by their
+        # stream key: pulled beside the registry's channels while open. Their status events go
+        # to the listeners only: a stream that ends is not a channel that went offline.
+        self._sessions: dict[str, IngestSpec] = {}
+        self._session_keys: set[str] = set()  # every key that was a session (late events)
         # Called with every event after it was stored (the console's push channel, tests).
         self.listeners: list[Callable[[MediaEvent], None]] = []
         # Where live fragments go (the LiveService), and what to do for the channels of a
@@ -132,7 +137,7 @@ class MediaService:
         try:
             if isinstance(event, SegmentClosed):
                 self._index.add(event)
-            elif isinstance(event, StatusChanged):
+            elif isinstance(event, StatusChanged) and event.channel_id not in self._session_keys:
                 self._channels.set_status(event.channel_id, event.status, event.reason, event.at)
         except Exception:  # an event lost must not stop the worker's reader that reported it
             log.exception("media event %r could not be stored", event)
@@ -181,10 +186,35 @@ class MediaService:
             return out
 
     def sync(self) -> None:
-        """Have the workers run exactly what the registry says should be pulled."""
+        """Have the workers run exactly what the registry says should be pulled, and the
+        sessions opened on demand."""
         pool = self._pool
         if pool is not None:
-            pool.assign(self.specs())
+            with self._lock:
+                sessions = list(self._sessions.values())
+            pulled = self.specs()
+            taken = {spec.channel_id for spec in sessions}
+            pool.assign([spec for spec in pulled if spec.channel_id not in taken] + sessions)
+
+    def open_session(self, spec: IngestSpec) -> None:
+        """Pull ``spec`` (a stream a signalling side negotiated) until ``close_session``; an
+        open session of the same key is replaced. LookupError when the media plane is off."""
+        if self._pool is None:
+            raise LookupError("the media service is not running")
+        with self._lock:
+            self._sessions[spec.channel_id] = spec
+            self._session_keys.add(spec.channel_id)
+        self.sync()
+
+    def close_session(self, key: str) -> None:
+        with self._lock:
+            gone = self._sessions.pop(key, None)
+        if gone is not None:
+            self.sync()
+
+    def sessions(self) -> list[str]:
+        with self._lock:
+            return list(self._sessions)
 
     def running(self) -> list[str]:
         pool = self._pool

@@ -30,6 +30,7 @@ from xueliang.api.deps import platform as platform_of
 from xueliang.api.errors import ERROR_RESPONSES
 from xueliang.app import Platform
 from xueliang.core.errors import AuthenticationFailed, NotFound, PermissionDenied
+from xueliang.gb28181.streams import StreamFailed
 from xueliang.media.live import Closed, Fragment, InitMessage
 
 router = APIRouter(tags=["media"], responses=ERROR_RESPONSES)
@@ -66,13 +67,29 @@ def _public_host(p: Platform, request: Request, bound: str) -> str:
     "/channels/{channel_id}/live/ticket",
     summary="A ticket to watch the channel live straight from its media worker (audited)",
 )
-def live_ticket(
+async def live_ticket(
     request: Request, channel_id: str, p: PlatformDep, principal: PrincipalDep
 ) -> LiveTicketView:
     principal.require(Permission.VIDEO_LIVE)
-    p.channels.get(principal, channel_id)  # scope check: raises PermissionDenied / NotFound
-    if not p.media.is_pulled(channel_id):
-        raise NotFound(f"channel {channel_id} has no live source")
+    # Scope check: raises PermissionDenied / NotFound.
+    await asyncio.to_thread(p.channels.get, principal, channel_id)
+    await ensure_live_source(p, channel_id)
+    return await asyncio.to_thread(_ticket, request, channel_id, p, principal)
+
+
+async def ensure_live_source(p: Platform, channel_id: str) -> None:
+    """Make sure the channel is pulled: a GB/T 28181 channel's stream is asked for now
+    (StreamFailed says which step failed); NotFound when it has no live source at all."""
+    if p.media.is_pulled(channel_id):
+        p.gb28181.streams.touch(channel_id)
+        return
+    try:
+        await p.gb28181.streams.play(channel_id)
+    except LookupError:
+        raise NotFound(f"channel {channel_id} has no live source") from None
+
+
+def _ticket(request: Request, channel_id: str, p: Platform, principal: Principal) -> LiveTicketView:
     relay = f"/api/v1/channels/{quote(channel_id)}/live"
     # Workers speak plain ws://: a page served over HTTPS may not open it (mixed content).
     secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
@@ -115,6 +132,12 @@ async def live(
         await websocket.close(code=4404, reason="no such channel")
         return
     await websocket.accept()
+    try:
+        await ensure_live_source(p, channel_id)
+    except (NotFound, StreamFailed) as exc:
+        await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
+        await websocket.close(code=4404)
+        return
     try:
         viewer = await p.live.join(channel_id)
     except LookupError as exc:
@@ -198,6 +221,7 @@ async def hls_playlist(
         request
     ).live.hls_active(channel_id)
     p = await _hls_call(request, channel_id, token, audit=starting)
+    await ensure_live_source(p, channel_id)
     try:
         body = await p.live.hls_playlist(channel_id, f"token={token}" if token else "")
     except LookupError as exc:

@@ -32,6 +32,7 @@ from xueliang.gb28181.manscdp.messages import (
     RecordItem,
     Result,
     Unknown,
+    cmd_type_of,
     normalise_status,
 )
 from xueliang.gb28181.manscdp.reader import CMD_TYPES, parse, parse_message
@@ -67,6 +68,7 @@ __all__ = [
     "Result",
     "Unknown",
     "catalog_pages",
+    "cmd_type_of",
     "decode_bytes",
     "format_time",
     "normalise_status",

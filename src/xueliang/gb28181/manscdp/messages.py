@@ -363,3 +363,28 @@ class Parsed:
     message: Message
     encoding: str  # what the body was read as; answer the device in the same
     repaired: bool  # the body needed fixing (bad characters, recovering parser): log it
+
+
+_CMD_TYPES: dict[type, str] = {
+    Keepalive: "Keepalive",
+    CatalogQuery: "Catalog",
+    Catalog: "Catalog",
+    DeviceInfoQuery: "DeviceInfo",
+    DeviceInfo: "DeviceInfo",
+    DeviceStatusQuery: "DeviceStatus",
+    DeviceStatus: "DeviceStatus",
+    RecordInfoQuery: "RecordInfo",
+    RecordInfo: "RecordInfo",
+    Alarm: "Alarm",
+    MobilePositionQuery: "MobilePosition",
+    MobilePosition: "MobilePosition",
+    DeviceControl: "DeviceControl",
+    MediaStatus: "MediaStatus",
+}
+
+
+def cmd_type_of(message: Message) -> str | None:
+    """The CmdType a message travels under (a query and its answer share one)."""
+    if isinstance(message, Result | Unknown):
+        return message.cmd_type
+    return _CMD_TYPES.get(type(message))

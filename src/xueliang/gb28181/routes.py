@@ -1,0 +1,61 @@
+"""What the register says of GB/T 28181 channels, for the stream side: which device serves a
+channel, under which ID, and whether its recording plan records on the platform."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from xueliang.gb28181.streams import ChannelRoute, MediaTransport
+from xueliang.media.recording_plans import plan_of
+from xueliang.store.db import Database
+from xueliang.store.models import Channel, Device
+
+PROTOCOL = "gb28181"
+
+
+class ChannelRoutes:
+    def __init__(self, db: Database, *, timezone: str, transport: MediaTransport) -> None:
+        self._db = db
+        self._timezone = timezone
+        self._transport = transport
+
+    def route(self, channel_id: str) -> ChannelRoute | None:
+        """The route of an enabled GB channel of an enabled device; None otherwise."""
+        with self._db.read() as s:
+            row = s.execute(
+                select(Channel, Device)
+                .join(Device, Channel.device_pk == Device.pk)
+                .where(
+                    Channel.gb_id == channel_id,
+                    Device.protocol == PROTOCOL,
+                    Channel.enabled.is_(True),
+                    Device.enabled.is_(True),
+                )
+            ).first()
+            return None if row is None else self._route(row[0], row[1])
+
+    def recorded(self) -> list[ChannelRoute]:
+        """GB channels whose plan records on the platform (their stream is kept up)."""
+        with self._db.read() as s:
+            rows = s.execute(
+                select(Channel, Device)
+                .join(Device, Channel.device_pk == Device.pk)
+                .where(
+                    Device.protocol == PROTOCOL,
+                    Channel.enabled.is_(True),
+                    Device.enabled.is_(True),
+                )
+            )
+            routes = [self._route(channel, device) for channel, device in rows]
+        return [r for r in routes if r.records]
+
+    def _route(self, channel: Channel, device: Device) -> ChannelRoute:
+        plan = plan_of(channel.recording_plan, self._timezone)
+        return ChannelRoute(
+            channel_id=channel.gb_id,
+            device_id=device.gb_id,
+            remote_id=channel.remote_id or channel.gb_id,
+            transport=self._transport,
+            plan=plan,
+            records=plan.mode != "off",
+        )

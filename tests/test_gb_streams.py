@@ -1,0 +1,175 @@
+"""Live video from GB/T 28181 devices through the platform: the project's simulator registers,
+a viewer asks for a channel, the platform INVITEs (UDP, TCP with the device connecting, TCP
+with the platform connecting), the PS/RTP stream enters a media worker and reaches the viewer
+as fMP4; nobody watching ends it with BYE and every port goes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from websockets.sync.client import connect
+
+from tests.support.ffprobe import video_stream
+from tests.support.server import serve
+from tests.support.wait import wait_until
+from xueliang.api.app import create_app
+from xueliang.app import Platform
+
+pytestmark = pytest.mark.media
+
+
+@pytest.fixture
+def gb(platform: Platform) -> Iterator[Platform]:
+    platform.settings.gb28181.enabled = True
+    platform.settings.gb28181.keepalive_seconds = 2.0
+    platform.gb28181.streams.idle_seconds = 1.0
+    platform.media.segment_seconds = 1.0
+    platform.media.backoff_cap = 0.5
+    platform.media.start()
+    try:
+        with serve(create_app(platform)):
+            yield platform
+    finally:
+        platform.media.stop()
+
+
+@pytest.fixture
+def simulator(gb: Platform) -> Iterator[subprocess.Popen[str]]:
+    server = gb.gb28181.server
+    assert server is not None
+    sim = subprocess.Popen(
+        [
+            sys.executable, "-m", "xueliang", "simulate", "gb28181",
+            "--server", f"127.0.0.1:{server.port}",
+            "--server-id", gb.gb28181.platform_id, "--domain", gb.gb28181.domain,
+            "--password", gb.data.gb28181_password(),
+            "--devices", "1", "--channels", "2", "--keepalive", "2",
+            "--local-ip", "127.0.0.1", "--size", "320x180",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        yield sim
+    finally:
+        os.kill(sim.pid, signal.SIGKILL)
+        sim.wait()
+
+
+def channels_of(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every channel (the simulator's are the only ones)."""
+    items: list[dict[str, Any]] = client.get("/api/v1/channels", headers=headers).json()["items"]
+    return items
+
+
+def registered_channels(client: TestClient, headers: dict[str, str]) -> list[str]:
+    found: list[str] = []
+
+    def arrived() -> bool:
+        found[:] = [c["id"] for c in channels_of(client, headers) if c["status"] == "online"]
+        return len(found) == 2
+
+    wait_until(arrived, 30, "the simulated NVR's two channels")
+    return sorted(found)
+
+
+def watch(url: str, frames: int, out: Path) -> dict[str, Any]:
+    with connect(url, max_size=None) as ws:
+        head = json.loads(ws.recv(timeout=15))
+        assert head["type"] == "init" and head["codec"].startswith("avc1."), head
+        init = ws.recv(timeout=10)
+        assert isinstance(init, bytes) and init[4:8] == b"ftyp"
+        fragments = [ws.recv(timeout=10) for _ in range(frames)]
+    assert all(isinstance(f, bytes) and f[4:8] == b"moof" for f in fragments)
+    out.write_bytes(init + b"".join(f for f in fragments if isinstance(f, bytes)))
+    return video_stream(out)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp-passive", "tcp-active"])
+def test_live_view_of_a_simulated_channel(
+    gb: Platform,
+    simulator: subprocess.Popen[str],
+    client: TestClient,
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+    transport: str,
+) -> None:
+    gb.settings.gb28181.media_transport = transport  # type: ignore[assignment]
+    gb.gb28181.routes._transport = transport  # type: ignore[assignment]
+    channel = registered_channels(client, admin_headers)[0]
+    streams = gb.gb28181.streams
+    r = client.post(f"/api/v1/channels/{channel}/live/ticket", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    (session,) = streams.sessions()
+    assert (session.channel_id, session.kind, session.transport) == (channel, "Play", transport)
+    assert session.online and len(session.ssrc) == 10 and session.ssrc.startswith("0")
+    stream = watch(r.json()["url"], 30, tmp_path / "live.mp4")
+    assert stream["codec_name"] == "h264" and stream["width"] == 320
+    assert int(stream["nb_read_frames"]) == 30  # starts on a key frame: every frame decodes
+    # The channel's register status is the device's, not the stream's.
+    ch = client.get(f"/api/v1/channels/{channel}", headers=admin_headers).json()
+    assert ch["status"] == "online"
+    # Nobody watches any more: BYE after the idle time, the port goes back.
+    wait_until(lambda: streams.sessions() == [], 15, "the idle stream to be closed")
+    assert streams.opened == streams.closed == 1
+    assert streams._ports.in_use == 0
+    assert not gb.media.is_pulled(channel)
+    ch = client.get(f"/api/v1/channels/{channel}", headers=admin_headers).json()
+    assert ch["status"] == "online"
+
+
+def test_one_stream_serves_every_viewer_and_churn_leaks_nothing(
+    gb: Platform,
+    simulator: subprocess.Popen[str],
+    client: TestClient,
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    first, second = registered_channels(client, admin_headers)
+    streams = gb.gb28181.streams
+    for _ in range(3):
+        streams.idle_seconds = 60.0  # held while the three tickets are handed out
+        tickets = [
+            client.post(f"/api/v1/channels/{c}/live/ticket", headers=admin_headers)
+            for c in (first, second, first)
+        ]
+        assert [t.status_code for t in tickets] == [200, 200, 200], tickets[-1].text
+        assert sorted(s.channel_id for s in streams.sessions()) == [first, second]
+        stream = watch(tickets[2].json()["url"], 5, tmp_path / "churn.mp4")
+        assert stream["codec_name"] == "h264"
+        streams.idle_seconds = 0.5
+        wait_until(lambda: streams.sessions() == [], 15, "both streams closed")
+    assert streams.opened == streams.closed == 6
+    assert streams._ports.in_use == 0
+
+
+def test_offline_device_and_unknown_channel_say_why(
+    gb: Platform, client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    r = client.post(
+        "/api/v1/devices",
+        json={"protocol": "gb28181", "name": "nvr", "kind": "nvr"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/api/v1/channels", json={"device": r.json()["id"], "name": "gate"}, headers=admin_headers
+    )
+    assert r.status_code == 201, r.text
+    channel = r.json()["id"]
+    r = client.post(f"/api/v1/channels/{channel}/live/ticket", headers=admin_headers)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "stream_failed"
+    assert "offline (not registered)" in error["message"]
+    assert gb.gb28181.streams._ports.in_use == 0
