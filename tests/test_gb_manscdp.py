@@ -804,3 +804,30 @@ def test_fuzz_text_in_fields_round_trips(name: str) -> None:
     # Control characters XML cannot carry are dropped; surrounding blanks are not significant.
     expected = "".join(c for c in name if c >= " " or c in "\t\n\r").strip() or None
     assert parsed.alarm_description == expected or parsed.alarm_description is None
+
+
+def _keepalive_declaring(charset: str, status: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="{charset}"?><Notify><CmdType>Keepalive</CmdType>'
+        f"<SN>1</SN><DeviceID>{CAMERA}</DeviceID><Status>{status}</Status></Notify>"
+    ).encode("gb18030")
+
+
+@pytest.mark.parametrize("charset", ["undefined", "rot13", "no-such-charset"])
+def test_declared_codecs_that_are_no_charset_fall_back_to_gb18030(charset: str) -> None:
+    # Found by test_gb_fuzz.py: decoding with Python's "undefined" codec raises a plain
+    # UnicodeError, which is not the UnicodeDecodeError that was caught.
+    parsed = manscdp.parse(_keepalive_declaring(charset, "前门 OK"))
+    assert parsed.encoding == "GB18030"
+    assert parsed.message == Keepalive(device_id=CAMERA, sn=1, status="前门 OK")
+
+
+def test_lone_surrogates_are_dropped_as_repairs() -> None:
+    # Found by test_gb_fuzz.py: a declared escape codec can make lone surrogates out of bytes,
+    # and str input can carry them; encoding them for lxml raised UnicodeEncodeError.
+    escaped = manscdp.parse(_keepalive_declaring("unicode_escape", "OK\\ud800 前门"))
+    assert isinstance(escaped.message, Keepalive) and escaped.repaired
+    assert "\ud800" not in (escaped.message.status or "")
+    text = f"<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>{CAMERA}\ud800</DeviceID>"
+    parsed = manscdp.parse(text + "<Status>\udcffOK</Status></Notify>")
+    assert parsed.message == Keepalive(device_id=CAMERA, sn=1, status="OK") and parsed.repaired

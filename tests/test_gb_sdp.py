@@ -374,3 +374,17 @@ _LINE = st.tuples(
 @given(st.lists(_LINE, max_size=12), st.sampled_from(["\r\n", "\n", "\r"]))
 def test_fuzz_structured_lines(lines: list[str], ending: str) -> None:
     _exercise(ending.join(lines).encode())
+
+
+def test_numbers_thousands_of_digits_long_are_refused_not_raised() -> None:
+    # Found by test_gb_fuzz.py: int() refuses digit strings over 4300 long with a bare
+    # ValueError. Where a number is required that is now a ParseError; an attribute that is
+    # not a readable number is kept aside as sent, as a short unreadable one always was.
+    huge = "9" * 5000
+    for line in (f"t={huge} 0", f"t=0 {huge}", f"v={huge}", f"m=video {huge} RTP/AVP 96"):
+        with pytest.raises(ParseError, match="not a number"):
+            sdp.parse(f"v=0\r\n{line}\r\n".encode())
+    parsed = sdp.parse(f"v=0\r\nm=video 1 RTP/AVP 96 {huge}\r\na=filesize:{huge}\r\n".encode())
+    media = parsed.media[0]
+    assert media.formats == (96,) and media.file_size is None
+    assert ("filesize", huge) in media.attributes

@@ -248,3 +248,31 @@ def test_fuzz_auth_headers(text: str) -> None:
     auth = DigestAuthenticator("r", secret=b"k")
     result = auth.verify("Digest " + text, method="REGISTER", now=0.0, password_for=lambda _: "p")
     assert not result.ok
+
+
+def test_credentials_not_utf8_or_with_a_non_ascii_nonce_are_refused_not_raised() -> None:
+    # Found by test_gb_fuzz.py. Bytes that are not UTF-8 reach the authenticator as surrogates
+    # (the SIP parser decodes with surrogateescape) and could not be hashed; a nonce with other
+    # than ASCII in it made hmac.compare_digest raise TypeError.
+    auth = DigestAuthenticator("3402000000", secret=b"k")
+    lookup = {DEVICE: PASSWORD}
+    nonce = auth.challenge(0.0).nonce
+    ours = f'Digest username="{DEVICE}", realm="3402000000", nonce="{nonce}", response="0", '
+    cases = [
+        (ours + 'uri="sip:\udcff"', Outcome.MALFORMED),  # the byte 0xFF, not UTF-8
+        (ours + 'uri="sip:\u00ff"', Outcome.WRONG_PASSWORD),  # "ÿ" in UTF-8: hashed, no match
+        (f'Digest username="{DEVICE}", realm="r", nonce="\udcff.a.b", uri="u", response="0"',
+         Outcome.MALFORMED),
+        (f'Digest username="{DEVICE}", realm="r", nonce="1.a.\u00e9", uri="u", response="0"',
+         Outcome.BAD_NONCE),
+    ]  # fmt: skip
+    for header, outcome in cases:
+        result = auth.verify(header, method="REGISTER", now=1.0, password_for=lookup)
+        assert result.outcome is outcome, header
+    with pytest.raises(ParseError, match="UTF-8"):
+        DigestChallenge.parse('Digest realm="\udcff", nonce="n"')
+    # Text that is UTF-8 beyond ASCII is still fine.
+    chinese = authorize(
+        auth.challenge(0.0), username="前门", password="密码", method="REGISTER", uri=PLATFORM_URI
+    ).to_header()
+    assert auth.verify(chinese, method="REGISTER", now=1.0, password_for={"前门": "密码"}).ok

@@ -542,3 +542,15 @@ def test_fuzz_random_bytes(raw: bytes) -> None:
 def test_fuzz_header_values(fields: list[tuple[str, str]]) -> None:
     head = "MESSAGE sip:1@h SIP/2.0\r\n" + "".join(f"{n}: {v}\r\n" for n, v in fields)
     _exercise(head.encode("utf-8", "surrogatepass") + b"\r\n")
+
+
+def test_stamp_received_refuses_an_empty_via() -> None:
+    # Found by test_gb_fuzz.py: "Via:" without a value splits into no entries, and unpacking
+    # them raised ValueError instead of the ParseError the transport catches and counts.
+    for via in (b"Via:", b"v: , ,"):
+        request = parse_message(
+            b"MESSAGE sip:a@b SIP/2.0\r\n" + via + b"\r\nCall-ID: 1\r\nCSeq: 1 MESSAGE\r\n\r\n"
+        )
+        assert isinstance(request, SipRequest)
+        with pytest.raises(ParseError, match="Via"):
+            stamp_received(request, "203.0.113.7", 40001)

@@ -296,7 +296,7 @@ def _decode(data: bytes) -> str:
 
 def _int(value: str, what: str, line_no: int) -> int:
     text = value.strip()
-    if not text.isascii() or not text.isdigit():
+    if not _is_digits(text):
         raise ParseError(f"SDP line {line_no}: {what} is not a number: {value[:40]!r}")
     return int(text)
 
@@ -388,7 +388,9 @@ _NUMBER_ATTRIBUTES = frozenset({"downloadspeed", "filesize", "streamnumber"})
 
 
 def _is_digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+    """ASCII digits, at most 18 of them: no SDP number needs more, and int() refuses (with a
+    ValueError) digit strings over 4300 long."""
+    return len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 def _rtpmap(value: str, line_no: int) -> RtpMap:

@@ -35,7 +35,8 @@ _DECLARATION = re.compile(r"^\s*<\?xml.*?\?>", re.DOTALL)
 _DTD = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 # Any & that does not start one of the five predefined entities or a character reference.
 _BARE_AMP = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Lone surrogates (from str input or an escape codec) are no characters XML or UTF-8 can carry.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def decode_bytes(data: bytes) -> DecodedText:
         try:
             # The GB family is read as GB18030, which decodes every GB2312 and GBK byte string.
             text = data.decode(codec)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):  # ("undefined" raises a plain UnicodeError)
             continue
         return DecodedText(text, name, declared, False)
     return DecodedText(data.decode("gb18030", errors="replace"), "GB18030", declared, True)

@@ -56,6 +56,11 @@ def _display_algorithm(algorithm: str) -> str:
 def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
     """Split ``Digest a=b, c="d"`` into the scheme and unquoted, lower-case-named params."""
     value = value.strip()
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 (kept as surrogates by the SIP parser) cannot be hashed.
+        raise ParseError("authentication header is not UTF-8") from None
     scheme, _, rest = value.partition(" ")
     if not scheme:
         raise ParseError("empty authentication header")
@@ -311,6 +316,8 @@ class DigestAuthenticator:
 
     def _nonce_age(self, nonce: str, now: float) -> float | None:
         """Age of a nonce we issued, None if we did not issue it."""
+        if not nonce.isascii():  # ours are; compare_digest refuses other text
+            return None
         parts = nonce.split(".")
         if len(parts) != 3:
             return None

@@ -473,9 +473,10 @@ def stamp_received(request: SipRequest, host: str, port: int) -> None:
     """Record where a request really came from in its top Via (RFC 3261 18.2.1, RFC 3581), so
     the response goes back through the device's NAT binding."""
     vias = request.headers.get_all("Via")
-    if not vias:
+    entries = split_list(vias[0]) if vias else []
+    if not entries:
         raise ParseError("missing Via header")
-    first, *others = split_list(vias[0])
+    first, *others = entries
     stamped = str(Via.parse(first).with_received(host, port))
     rest = vias[1:]
     request.headers.set("Via", stamped)  # keeps the top Via where it stood
