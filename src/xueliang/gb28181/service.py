@@ -3,6 +3,7 @@ the ``[gb28181]`` settings and started with the platform."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from xueliang.access.audit import AuditLog
@@ -54,6 +55,7 @@ class GbService:
         self._settings = settings
         self._lanes = 1 if db.is_sqlite else 4
         self.server: GbServer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the SIP server's, once started
         self.routes = ChannelRoutes(
             db, timezone=settings.media.timezone, transport=cfg.media_transport
         )
@@ -64,7 +66,7 @@ class GbService:
             RtpPortAllocator(cfg.rtp_port_min, cfg.rtp_port_max, host=cfg.host),
             bind_host=cfg.host,
             sdp_ip=cfg.sdp_ip,
-            recorded=self.routes.recorded if settings.media.enabled else None,
+            recorded=self.routes.recorded,
             idle_seconds=cfg.stream_idle_seconds,
             invite_timeout=cfg.invite_timeout,
             media_timeout=cfg.media_timeout,
@@ -90,11 +92,13 @@ class GbService:
             lanes=self._lanes,
         )
         await self.server.start()
+        self.loop = asyncio.get_running_loop()
         self.streams.start()
 
     async def stop(self) -> None:
         if self.server is not None:
             await self.streams.stop()
         server, self.server = self.server, None
+        self.loop = None
         if server is not None:
             await server.stop()

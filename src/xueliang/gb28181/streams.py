@@ -25,6 +25,7 @@ and a sequence; both are released on every path out (tested under churn).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import socket
@@ -101,6 +102,7 @@ class StreamSession:
     ended: str | None = None
     end_of_file: bool = False
     rtsp_seq: int = 0
+    peer: tuple[str, int] | None = None  # tcp-active: where we connect
 
     @property
     def channel_id(self) -> str:
@@ -431,8 +433,8 @@ class GbStreams:
         if session.transport == "tcp-active":
             if not target.address or not target.port:
                 raise StreamFailed("the device's answer names no address to connect to")
-            peer = (target.address, target.port)
-            await asyncio.to_thread(self._media.open_session, self._spec(session, peer))
+            session.peer = (target.address, target.port)
+            await asyncio.to_thread(self._media.open_session, self._spec(session, session.peer))
         try:
             await asyncio.wait_for(session.online.wait(), self.media_timeout)
         except TimeoutError:
@@ -562,7 +564,14 @@ class GbStreams:
 
     async def reap(self) -> None:
         """Close live sessions nobody watches (and whose plan does not record) and history
-        sessions left idle; open sessions for channels whose plan records."""
+        sessions left idle; apply plan changes to live sessions; open sessions for channels
+        whose plan records."""
+        recorded: dict[str, ChannelRoute] = {}
+        if self._recorded is not None and self._media.started:
+            recorded = {r.channel_id: r for r in await asyncio.to_thread(self._recorded)}
+        for session in list(self._sessions.values()):
+            if session.kind is sdp.SessionType.PLAY and session.ended is None:
+                await self._replan(session, recorded.get(session.channel_id))
         now = self._clock()
         stats = await asyncio.to_thread(self._media.stats)
         for session in list(self._sessions.values()):
@@ -573,17 +582,27 @@ class GbStreams:
             if watched or (session.kind is sdp.SessionType.PLAY and session.route.records):
                 continue
             await self._teardown(session, "nobody watches")
-        if self._recorded is not None:
-            for route in await asyncio.to_thread(self._recorded):
-                if route.channel_id in self._sessions:
-                    continue
-                server = self._server()
-                if server is None or route.device_id not in server.registrar:
-                    continue
-                try:
-                    await self.play(route.channel_id)
-                except (StreamFailed, LookupError) as exc:
-                    log.info("GB/T 28181: recording %s: %s", route.channel_id, exc)
+        server = self._server()
+        for route in recorded.values():
+            if route.channel_id in self._sessions:
+                continue
+            if server is None or route.device_id not in server.registrar:
+                continue
+            try:
+                await self.play(route.channel_id)
+            except (StreamFailed, LookupError) as exc:
+                log.info("GB/T 28181: recording %s: %s", route.channel_id, exc)
+
+    async def _replan(self, session: StreamSession, recording: ChannelRoute | None) -> None:
+        """A live session follows its channel's recording plan as it changes (the worker
+        applies a new plan without reconnecting)."""
+        plan = recording.plan if recording is not None else OFF_PLAN
+        if plan == session.route.plan:
+            return
+        session.route = dataclasses.replace(session.route, plan=plan, records=recording is not None)
+        if session.transport == "tcp-active" and session.peer is None:
+            return  # not yet streaming: opened with the new plan
+        await asyncio.to_thread(self._media.open_session, self._spec(session, session.peer))
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

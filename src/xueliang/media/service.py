@@ -125,6 +125,10 @@ class MediaService:
             self.sync()
 
     @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    @property
     def pool(self) -> WorkerPool:
         pool = self._pool
         if pool is None:
