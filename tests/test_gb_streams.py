@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,64 @@ def test_offline_device_and_unknown_channel_say_why(
     assert error["code"] == "stream_failed"
     assert "offline (not registered)" in error["message"]
     assert gb.gb28181.streams._ports.in_use == 0
+
+
+def test_device_recordings_are_searched_played_steered_and_end_with_the_file(
+    gb: Platform,
+    simulator: subprocess.Popen[str],
+    client: TestClient,
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    channel = registered_channels(client, admin_headers)[0]
+    now = datetime.now(UTC).replace(microsecond=0)
+    r = client.get(
+        f"/api/v1/channels/{channel}/device-records",
+        params={"start": (now - timedelta(hours=2)).isoformat(), "end": now.isoformat()},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    found = r.json()
+    assert found["complete"] and found["items"], found
+    first = found["items"][0]
+    assert first["start"] is not None and first["end"] > first["start"]
+    begin = datetime.fromisoformat(first["start"])
+    r = client.post(
+        f"/api/v1/channels/{channel}/device-playback",
+        json={"start": begin.isoformat(), "end": (begin + timedelta(seconds=6)).isoformat()},
+        headers=admin_headers,
+    )
+    assert r.status_code == 201, r.text
+    played = r.json()
+    key = played["session"]
+    assert key.startswith(f"{channel}~")
+    (session,) = gb.gb28181.streams.sessions()
+    assert session.kind == "Playback" and session.key == key
+    assert session.ssrc.startswith("1")  # history SSRCs start with 1
+    r = client.post(
+        f"/api/v1/device-playback/{key}/control",
+        json={"action": "speed", "value": 2},
+        headers=admin_headers,
+    )
+    assert r.status_code == 204, r.text
+    r = client.post(
+        f"/api/v1/device-playback/{key}/control",
+        json={"action": "speed", "value": 0},
+        headers=admin_headers,
+    )
+    assert r.status_code == 422
+    stream = watch(played["url"], 10, tmp_path / "history.mp4")
+    assert stream["codec_name"] == "h264" and int(stream["nb_read_frames"]) == 10
+    # The device sends MediaStatus 121 when the range is played: the platform ends it (BYE).
+    gb.gb28181.streams.idle_seconds = 60.0  # ended by the file's end, not by idleness
+    wait_until(lambda: gb.gb28181.streams.sessions() == [], 30, "the end of the file")
+    assert gb.gb28181.streams._ports.in_use == 0
+    actions = {
+        a["action"]
+        for a in client.get(
+            "/api/v1/audit", params={"target": f"channel:{channel}"}, headers=admin_headers
+        ).json()["items"]
+    }
+    assert {"video.search", "video.playback"} <= actions
+    r = client.delete(f"/api/v1/device-playback/{key}", headers=admin_headers)
+    assert r.status_code == 404

@@ -441,15 +441,26 @@ def _dome(platform: Platform, protocol: str) -> str:
     return channel.id
 
 
-@pytest.mark.parametrize("protocol", ["rtsp", "gb28181"])
 def test_protocols_without_a_driver_are_refused_clearly(
-    client: TestClient, admin_headers: dict[str, str], platform: Platform, protocol: str
+    client: TestClient, admin_headers: dict[str, str], platform: Platform
 ) -> None:
-    ch = _dome(platform, protocol)
+    ch = _dome(platform, "rtsp")
     r = _ptz(client, admin_headers, ch, action="move", pan=0.5)
     assert r.status_code == 422, r.text
-    assert r.json()["error"]["message"] == f"PTZ is not available for {protocol} devices yet"
+    assert r.json()["error"]["message"] == "PTZ is not available for rtsp devices yet"
     assert _audit(client, admin_headers) == []
+
+
+def test_gb28181_has_a_driver_that_needs_the_sip_server(
+    client: TestClient, admin_headers: dict[str, str], platform: Platform
+) -> None:
+    # The SIP server is not started here (tests/test_gb_control.py steers a simulated device).
+    ch = _dome(platform, "gb28181")
+    r = _ptz(client, admin_headers, ch, action="move", pan=0.5)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "device_unreachable"
+    assert "the GB/T 28181 server is not running" in r.json()["error"]["message"]
+    assert [x["outcome"] for x in _audit(client, admin_headers)] == ["failed"]
 
 
 def test_a_driver_registered_for_gb28181_gets_the_commands(

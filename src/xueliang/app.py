@@ -14,6 +14,7 @@ from xueliang.core.clock import Clock, SystemClock
 from xueliang.core.events import Signal
 from xueliang.core.secretbox import SecretBox
 from xueliang.datadir import DataDir
+from xueliang.gb28181.control import DeviceControlService, GbControl, GbPtzDriver
 from xueliang.gb28181.service import GbService
 from xueliang.media.export import ExportService
 from xueliang.media.holds import HoldService
@@ -25,7 +26,7 @@ from xueliang.media.service import MediaService
 from xueliang.media.snapshot import SnapshotService
 from xueliang.media.storage import StorageManager
 from xueliang.media.tiers import StoragePolicy, storage_tiers
-from xueliang.ptz.service import PtzService
+from xueliang.ptz.service import PtzService, default_drivers
 from xueliang.registry.channels import ChannelService
 from xueliang.registry.common import IdPolicy
 from xueliang.registry.coverage import CoverageService
@@ -62,6 +63,7 @@ class Platform:
     recording_plans: RecordingPlanService
     gb28181: GbService
     ptz: PtzService
+    device_control: DeviceControlService
     registry_changed: Signal
 
     def close(self) -> None:
@@ -133,6 +135,19 @@ def build_platform(
         storage.repair(channel_ids)
 
     media.on_worker_lost = repair_lost
+    gb = GbService(
+        settings,
+        db,
+        audit,
+        secrets,
+        clock,
+        ids,
+        media,
+        password=data.gb28181_password(),
+        changed=registry_changed,
+    )
+    gb_control = GbControl(lambda: gb.server, lambda: gb.loop)
+    ptz_drivers = {**default_drivers(), "gb28181": GbPtzDriver(gb_control)}
     return Platform(
         settings=settings,
         data=data,
@@ -154,21 +169,12 @@ def build_platform(
         live=LiveService(media),
         playback=PlaybackService(db, audit, segments),
         exports=ExportService(db, audit, segments, data.root / "exports"),
-        gb28181=GbService(
-            settings,
-            db,
-            audit,
-            secrets,
-            clock,
-            ids,
-            media,
-            password=data.gb28181_password(),
-            changed=registry_changed,
-        ),
+        gb28181=gb,
         recording_plans=RecordingPlanService(
             db, audit, media, timezone=settings.media.timezone, changed=registry_changed
         ),
         snapshots=SnapshotService(db, audit, segments, media.latest_keyframe),
-        ptz=PtzService(db, audit, channels, secrets),
+        ptz=PtzService(db, audit, channels, secrets, ptz_drivers),
+        device_control=DeviceControlService(db, audit, gb_control),
         registry_changed=registry_changed,
     )

@@ -11,6 +11,7 @@ from xueliang.config import Settings
 from xueliang.core.clock import Clock
 from xueliang.core.events import Signal
 from xueliang.core.secretbox import SecretBox
+from xueliang.gb28181 import manscdp
 from xueliang.gb28181.directory import GbDirectory
 from xueliang.gb28181.registrar import Registrar
 from xueliang.gb28181.routes import ChannelRoutes
@@ -94,6 +95,21 @@ class GbService:
         await self.server.start()
         self.loop = asyncio.get_running_loop()
         self.streams.start()
+
+    async def ask(self, device_id: str, message: manscdp.Message) -> manscdp.Message:
+        """``GbServer.ask`` from any event loop (the HTTP side may run on another): the
+        device's answering MESSAGE. LookupError when the server is not running or the device
+        is not registered; TimeoutError when it does not answer."""
+        server, loop = self.server, self.loop
+        if server is None or loop is None:
+            raise LookupError("the GB/T 28181 server is not running")
+        work = server.ask(device_id, message)
+        if loop is asyncio.get_running_loop():
+            return await work
+        answer: manscdp.Message = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(work, loop)
+        )
+        return answer
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -29,9 +29,9 @@ AUDIT_ACTION = "ptz.control"
 
 
 def default_drivers() -> dict[str, PtzDriver]:
-    """One driver per device protocol. GB/T 28181 goes here as ``"gb28181"`` once its driver
-    (DeviceControl with a PTZCmd over SIP, xueliang.gb28181.ptz) exists; until then its devices
-    get the same clear refusal as any protocol without one."""
+    """The drivers that need nothing but themselves. GB/T 28181's (``"gb28181"``, DeviceControl
+    with a PTZCmd over SIP, xueliang.gb28181.control) needs the platform's SIP server: the
+    platform's composition (xueliang.app) adds it."""
     from xueliang.onvif.ptz import OnvifPtzDriver
 
     return {"onvif": OnvifPtzDriver()}

@@ -11,7 +11,7 @@ What it does, as field devices do:
 - a Keepalive MESSAGE every ``keepalive_interval`` seconds once registered; three unanswered in a
   row (or a 4xx: the server forgot the device) mean registering again;
 - answer Catalog (paged), DeviceInfo, DeviceStatus, RecordInfo (synthetic, paged) queries and
-  DeviceControl (PTZCmd decoded and kept);
+  DeviceControl (PTZCmd decoded and kept; the others kept and answered ``control_result``);
 - answer INVITE (Play, Playback, Download) with an SDP answer and stream after the ACK until BYE;
   a Playback or Download that reached its end sends MediaStatus 121.
 """
@@ -190,6 +190,10 @@ class Device:
         self.dialogs: dict[str, _Dialog] = {}
         # (channel ID, command), the latest ones: a long run must not grow without end.
         self.ptz_commands: deque[tuple[str, DecodedPtz]] = deque(maxlen=MAX_PTZ_KEPT)
+        # Other DeviceControls (TeleBoot, GuardCmd, RecordCmd, …), the latest ones, and what
+        # they are answered: "ERROR" plays a device refusing them inside a 200, as Hikvision's do.
+        self.controls: deque[manscdp.DeviceControl] = deque(maxlen=MAX_PTZ_KEPT)
+        self.control_result = "OK"
         self.counters = Counters()
         self._channels = {ch.channel_id: ch for ch in config.channels}
         self._server_uri = f"sip:{config.server_id}@{config.domain}"
@@ -603,7 +607,15 @@ class Device:
                 with contextlib.suppress(ParseError):
                     self.ptz_commands.append((message.device_id, decode_ptz(message.ptz_cmd)))
                 return []  # PTZ has no Result answer
-            return [manscdp.Result(cmd_type="DeviceControl", device_id=message.device_id, sn=sn)]
+            self.controls.append(message)
+            return [
+                manscdp.Result(
+                    cmd_type="DeviceControl",
+                    device_id=message.device_id,
+                    sn=sn,
+                    result=self.control_result,
+                )
+            ]
         return []
 
     # --- INVITE and media --------------------------------------------------------------------
