@@ -50,3 +50,22 @@ def test_ten_thousand_devices_cost_a_heap_operation_each() -> None:
     gone = r.expire(now=200)
     assert len(gone) == 5_000 and all(int(o.device_id[1:]) % 2 for o in gone)
     assert len(r) == 5_000
+
+
+def test_a_keepalive_from_another_host_is_not_believed() -> None:
+    """Anyone can write a device's ID into a keepalive: one from another host neither keeps
+    the device alive nor moves where requests to it go; one from a new port of the same host
+    (a NAT binding that moved) does."""
+    r = Registrar(keepalive_seconds=60, keepalive_missed=3)
+    r.register("d1", A, "", 3600, now=0)
+    assert not r.seen("d1", B, now=10, keepalive=True)
+    assert not r.seen("d1", Address(A.host, A.port, "tcp"), now=10, keepalive=True)
+    reg = r.get("d1")
+    assert reg is not None and reg.address == A and reg.keepalives == 0
+    moved = Address(A.host, 40002)
+    assert r.seen("d1", moved, now=20, keepalive=True)
+    reg = r.get("d1")
+    assert reg is not None and reg.address == moved and reg.keepalives == 1
+    # It really moved host: it registers again (with its password) and is believed there.
+    r.register("d1", B, "", 3600, now=30)
+    assert r.seen("d1", B, now=40, keepalive=True)

@@ -105,7 +105,6 @@ def test_live_view_of_a_simulated_channel(
     tmp_path: Path,
     transport: str,
 ) -> None:
-    gb.settings.gb28181.media_transport = transport  # type: ignore[assignment]
     gb.gb28181.routes._transport = transport  # type: ignore[assignment]
     channel = registered_channels(client, admin_headers)[0]
     streams = gb.gb28181.streams
@@ -114,6 +113,14 @@ def test_live_view_of_a_simulated_channel(
     (session,) = streams.sessions()
     assert (session.channel_id, session.kind, session.transport) == (channel, "Play", transport)
     assert session.online and len(session.ssrc) == 10 and session.ssrc.startswith("0")
+    # What the SIP server sees of the device: registered, from where, which version, the stream.
+    device = client.get(f"/api/v1/channels/{channel}", headers=admin_headers).json()["device_id"]
+    sip = client.get(f"/api/v1/devices/{device}/sip", headers=admin_headers).json()
+    assert sip["registered"] and sip["version"] == "3.0" and sip["transport"] == "udp"
+    assert sip["address"].startswith("127.0.0.1:") and sip["keepalives"] >= 0
+    assert [(x["channel_id"], x["transport"], x["online"]) for x in sip["sessions"]] == [
+        (channel, transport, True)
+    ]
     stream = watch(r.json()["url"], 30, tmp_path / "live.mp4")
     assert stream["codec_name"] == "h264" and stream["width"] == 320
     assert int(stream["nb_read_frames"]) == 30  # starts on a key frame: every frame decodes
@@ -176,13 +183,16 @@ def test_offline_device_and_unknown_channel_say_why(
     assert gb.gb28181.streams._ports.in_use == 0
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp-passive", "tcp-active"])
 def test_device_recordings_are_searched_played_steered_and_end_with_the_file(
     gb: Platform,
     simulator: subprocess.Popen[str],
     client: TestClient,
     admin_headers: dict[str, str],
     tmp_path: Path,
+    transport: str,
 ) -> None:
+    gb.gb28181.routes._transport = transport  # type: ignore[assignment]
     channel = registered_channels(client, admin_headers)[0]
     now = datetime.now(UTC).replace(microsecond=0)
     r = client.get(
@@ -206,7 +216,7 @@ def test_device_recordings_are_searched_played_steered_and_end_with_the_file(
     key = played["session"]
     assert key.startswith(f"{channel}~")
     (session,) = gb.gb28181.streams.sessions()
-    assert session.kind == "Playback" and session.key == key
+    assert session.kind == "Playback" and session.key == key and session.transport == transport
     assert session.ssrc.startswith("1")  # history SSRCs start with 1
     r = client.post(
         f"/api/v1/device-playback/{key}/control",
@@ -235,3 +245,59 @@ def test_device_recordings_are_searched_played_steered_and_end_with_the_file(
     assert {"video.search", "video.playback"} <= actions
     r = client.delete(f"/api/v1/device-playback/{key}", headers=admin_headers)
     assert r.status_code == 404
+
+
+def test_device_queries_answer_typed_or_as_the_device_wrote_them(
+    gb: Platform,
+    simulator: subprocess.Popen[str],
+    client: TestClient,
+    admin_headers: dict[str, str],
+) -> None:
+    channel = registered_channels(client, admin_headers)[0]
+    device = client.get(f"/api/v1/channels/{channel}", headers=admin_headers).json()["device_id"]
+    r = client.post(
+        f"/api/v1/devices/{device}/query", json={"cmd_type": "DeviceStatus"}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    status = r.json()
+    assert status["cmd_type"] == "DeviceStatus" and status["result"] == "OK"
+    assert status["fields"]["online"] == "ON" and status["fields"]["device_time"]
+    r = client.post(
+        f"/api/v1/devices/{device}/query",
+        json={"cmd_type": "SDCardStatusQuery", "channel_id": channel},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    card = r.json()
+    assert card["cmd_type"] == "SDCardStatusQuery" and card["result"] == "OK"
+    assert "<SumNum>0</SumNum>" in card["xml"]
+    r = client.post(
+        f"/api/v1/devices/{device}/query",
+        json={"cmd_type": "ConfigDownload"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 422 and "config_type" in r.json()["error"]["message"]
+
+
+def test_a_device_that_stops_sending_ends_the_session_with_the_reason(
+    gb: Platform,
+    simulator: subprocess.Popen[str],
+    client: TestClient,
+    admin_headers: dict[str, str],
+) -> None:
+    channel = registered_channels(client, admin_headers)[0]
+    streams = gb.gb28181.streams
+    streams.idle_seconds = 60.0  # only the loss of video may end it here
+    r = client.post(f"/api/v1/channels/{channel}/live/ticket", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    streams.media_timeout = 1.0
+    streams.invite_timeout = 2.0
+    os.kill(simulator.pid, signal.SIGKILL)
+    wait_until(lambda: streams.sessions() == [], 20, "the session to end")
+    assert streams.closed == 1 and streams._ports.in_use == 0
+    r = client.post(f"/api/v1/channels/{channel}/live/ticket", headers=admin_headers)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "stream_failed"
+    assert "did not answer the INVITE" in error["message"] or "offline" in error["message"]
+    assert streams._ports.in_use == 0

@@ -14,6 +14,7 @@ from xueliang.core.clock import Clock, SystemClock
 from xueliang.core.events import Signal
 from xueliang.core.secretbox import SecretBox
 from xueliang.datadir import DataDir
+from xueliang.events.service import EventService
 from xueliang.gb28181.control import DeviceControlService, GbControl, GbPtzDriver
 from xueliang.gb28181.service import GbService
 from xueliang.media.export import ExportService
@@ -65,6 +66,7 @@ class Platform:
     ptz: PtzService
     device_control: DeviceControlService
     registry_changed: Signal
+    events: EventService
 
     def close(self) -> None:
         self.media.stop()
@@ -135,6 +137,7 @@ def build_platform(
         storage.repair(channel_ids)
 
     media.on_worker_lost = repair_lost
+    events = EventService(db, clock)
     gb = GbService(
         settings,
         db,
@@ -145,6 +148,7 @@ def build_platform(
         media,
         password=data.gb28181_password(),
         changed=registry_changed,
+        events=events,
     )
     gb_control = GbControl(lambda: gb.server, lambda: gb.loop)
     ptz_drivers = {**default_drivers(), "gb28181": GbPtzDriver(gb_control)}
@@ -177,4 +181,5 @@ def build_platform(
         ptz=PtzService(db, audit, channels, secrets, ptz_drivers),
         device_control=DeviceControlService(db, audit, gb_control),
         registry_changed=registry_changed,
+        events=events,
     )

@@ -173,6 +173,16 @@ class Gb28181Config(_Section):
     stream_idle_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
     invite_timeout: float = Field(default=10.0, ge=1.0, le=60.0)
     media_timeout: float = Field(default=10.0, ge=1.0, le=60.0)
+    # Subscriptions the platform makes to every device that registers: catalogue changes,
+    # alarms and mobile positions (every position_interval seconds), for subscribe_expires
+    # seconds and refreshed before that; devices that refuse are left alone.
+    subscribe: tuple[Literal["catalog", "alarm", "position"], ...] = (
+        "catalog",
+        "alarm",
+        "position",
+    )
+    subscribe_expires: int = Field(default=3600, ge=60, le=86400)
+    position_interval: int = Field(default=5, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _port_range(self) -> Gb28181Config:

@@ -52,6 +52,9 @@ def gb28181(
     sip_port: Annotated[int, typer.Option(help="Local UDP signalling port (0: any)")] = 0,
     size: Annotated[str, typer.Option(help="Picture size WIDTHxHEIGHT")] = "640x360",
     duration: Annotated[float, typer.Option(help="Stop after this many seconds (0: never)")] = 0,
+    mobile: Annotated[
+        bool, typer.Option(help="Moving devices: MobilePosition notifies when subscribed")
+    ] = False,
 ) -> None:
     """Simulated GB/T 28181 IPCs or NVRs: register, keep alive, answer queries and stream."""
     from xueliang.gb28181.simulator.runner import RunnerSettings, SimulatorRunner
@@ -82,6 +85,7 @@ def gb28181(
         expires=expires,
         width=width,
         height=height,
+        mobile=mobile,
     )
     asyncio.run(_run(SimulatorRunner(settings), duration))
 

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from xueliang.access.audit import AuditLog
 from xueliang.access.permissions import Permission
 from xueliang.access.principal import Principal
+from xueliang.core.aio import on_loop
 from xueliang.core.errors import DeviceError, DeviceProtocolError, DeviceUnreachable, InvalidInput
 from xueliang.gb28181 import manscdp
 from xueliang.gb28181 import ptz as codec
@@ -84,11 +85,7 @@ class GbControl:
 
     async def on_loop(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` on the SIP server's loop (where its futures are woken)."""
-        loop = self._loop()
-        if loop is None or loop is asyncio.get_running_loop():
-            return await work
-        done: T = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
-        return done
+        return await on_loop(self._loop(), work)
 
     def _running(self, device_id: str) -> GbServer:
         server = self._server()

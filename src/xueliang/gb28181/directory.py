@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from xueliang.access.audit import AuditLog
 from xueliang.access.principal import SYSTEM
@@ -25,7 +26,7 @@ from xueliang.gb28181 import manscdp
 from xueliang.gb28181.registrar import Address
 from xueliang.registry.common import IdAllocator, IdPolicy
 from xueliang.store.db import Database
-from xueliang.store.models import Channel, Device
+from xueliang.store.models import CatalogNode, Channel, Device, Hold
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ PTZ_TYPES = {1: "dome", 2: "half_dome", 3: "fixed", 4: "remote_fixed"}
 # Digits 11-13 of an ID that name devices rather than channels (a NVR lists itself sometimes).
 DEVICE_TYPES = {"111", "112", "113", "114", "115", "116", "117", "118", "200"}
 KIND_BY_TYPE = {"111": "dvr", "113": "encoder", "118": "nvr", "131": "camera", "132": "ipc"}
+# Catalogue notify Events (GB/T 28181 A.2.5) that set a channel's status, with the reason.
+STATUS_EVENTS: dict[str, tuple[str, str | None]] = {
+    "ON": ("online", None),
+    "OFF": ("offline", "reported offline by the device"),
+    "VLOST": ("offline", "video lost (reported by the device)"),
+    "DEFECT": ("offline", "faulty (reported by the device)"),
+}
 
 
 def _clip(value: str | None, n: int) -> str | None:
@@ -140,6 +148,33 @@ class GbDirectory:
                         status_since=now)
             )  # fmt: skip
 
+    def _store_tree(
+        self,
+        s: Session,
+        device: Device,
+        groups: dict[str, tuple[manscdp.CatalogItem, str]],
+        complete: bool,
+    ) -> None:
+        """The device's own grouping (business groups, virtual organisations, regions), as it
+        sent it; a complete catalogue also removes groups it no longer has."""
+        nodes = {
+            n.node_id: n
+            for n in s.scalars(select(CatalogNode).where(CatalogNode.device_pk == device.pk))
+        }
+        for node_id, (item, kind) in groups.items():
+            node = nodes.get(node_id)
+            if node is None:
+                node = CatalogNode(device_pk=device.pk, node_id=node_id, name=node_id, kind=kind)
+                s.add(node)
+                nodes[node_id] = node
+            node.name = _clip(item.name, 128) or node_id
+            node.kind = kind
+            node.parent_id = _parent_of(item, device.gb_id)
+        if complete:
+            for node_id, node in nodes.items():
+                if node_id not in groups:
+                    s.delete(node)
+
     def catalog(self, device_id: str, items: list[manscdp.CatalogItem], complete: bool) -> None:
         now = self._now()
         added = 0
@@ -152,13 +187,13 @@ class GbDirectory:
                 for c in s.scalars(select(Channel).where(Channel.device_pk == device.pk))
             }
             ids = IdAllocator(s, self._ids)
+            groups: dict[str, tuple[manscdp.CatalogItem, str]] = {}
             for item in items:
-                if (
-                    item.device_id == device_id
-                    or item.is_business_group
-                    or item.is_virtual_organisation
-                    or item.type_code in DEVICE_TYPES
-                ):
+                kind = _node_kind(item)
+                if kind is not None and item.device_id != device_id:
+                    groups[item.device_id[:64]] = (item, kind)
+                    continue
+                if item.device_id == device_id or item.type_code in DEVICE_TYPES:
                     continue
                 channel = mine.get(item.device_id)
                 status = "online" if item.online is not False else "offline"
@@ -195,6 +230,8 @@ class GbDirectory:
                     channel.ptz_type = PTZ_TYPES[item.ptz_type]
                 if item.address:
                     channel.address = _clip(item.address, 256)
+                channel.catalog_parent = _parent_of(item, device_id)
+            self._store_tree(s, device, groups, complete)
             if added:
                 self._audit.append(
                     s,
@@ -210,3 +247,91 @@ class GbDirectory:
             added,
             "" if complete else " (partial)",
         )
+
+    def catalog_changes(self, device_id: str, items: list[manscdp.CatalogItem]) -> None:
+        """A catalogue notify of changes: ADD and UPDATE add and update as a catalogue does,
+        DEL removes the channel (an explicit removal, unlike a channel missing from a
+        catalogue; one under a legal hold stays, offline), ON/OFF/VLOST/DEFECT set its status."""
+        upserts: list[manscdp.CatalogItem] = []
+        removals: list[str] = []
+        statuses: list[tuple[str, str, str | None]] = []
+        for item in items:
+            event = (item.event or "").strip().upper()
+            if event == "DEL":
+                removals.append(item.device_id)
+            elif event in STATUS_EVENTS:
+                statuses.append((item.device_id, *STATUS_EVENTS[event]))
+            else:  # ADD, UPDATE, and what a device may invent: never lose the item
+                upserts.append(item)
+        if upserts:
+            self.catalog(device_id, upserts, complete=False)
+        if not removals and not statuses:
+            return
+        now = self._now()
+        removed = 0
+        with self._db.transaction() as s:
+            device = s.scalar(select(Device).where(Device.gb_id == device_id))
+            if device is None:
+                return
+            mine = {
+                (c.remote_id or c.gb_id): c
+                for c in s.scalars(select(Channel).where(Channel.device_pk == device.pk))
+            }
+            for named, status, reason in statuses:
+                channel = mine.get(named)
+                if channel is not None and (channel.status, channel.status_reason) != (
+                    status,
+                    reason,
+                ):
+                    channel.status, channel.status_reason = status, reason
+                    channel.status_since = now
+            for named in removals:
+                channel = mine.pop(named, None)
+                if channel is None:
+                    continue
+                held = s.scalar(
+                    select(func.count())
+                    .select_from(Hold)
+                    .where(Hold.channel_pk == channel.pk, Hold.released_at.is_(None))
+                )
+                if held:
+                    channel.status, channel.status_since = "offline", now
+                    channel.status_reason = "removed by the device (kept: legal hold)"
+                    continue
+                s.delete(channel)
+                removed += 1
+                self._audit.append(
+                    s,
+                    SYSTEM,
+                    "channel.delete",
+                    target=f"channel:{channel.gb_id}",
+                    detail={"via": "gb28181 catalog notify", "device": device_id},
+                )
+        if removed:
+            log.info("GB/T 28181: %s removed %d channel(s) from its catalogue", device_id, removed)
+            if self._changed is not None:
+                self._changed.emit()
+
+
+def _node_kind(item: manscdp.CatalogItem) -> str | None:
+    """What kind of group an item is, or None for a channel (or a device inside)."""
+    if item.is_business_group:
+        return "business_group"
+    if item.is_virtual_organisation:
+        return "virtual_org"
+    code = item.device_id
+    if code.isdigit() and len(code) in (2, 4, 6, 8):
+        return "region"  # an administrative division (civil code) of a lower platform
+    return None
+
+
+def _parent_of(item: manscdp.CatalogItem, device_id: str) -> str | None:
+    """The group an item hangs under: the last of its ParentID path (2016 devices may send
+    ``a/b/c``), else its business group; the device itself means the root."""
+    parents = [p for p in (item.parent_id or "").replace("\\", "/").split("/") if p.strip()]
+    parent = parents[-1].strip() if parents else None
+    if (parent is None or parent == device_id) and item.business_group_id:
+        parent = item.business_group_id.strip()
+    if not parent or parent == device_id:
+        return None
+    return parent[:64]

@@ -33,6 +33,8 @@ class Registration:
     registered_at: float
     last_seen: float
     keepalives: int = 0
+    version: str | None = None  # X-GB-Ver: None or 2.0 for 2016 devices, 3.0 for 2022 ones
+    user_agent: str | None = None
     # Where the deadline heap believes this registration ends (lazy deletion).
     deadline: float = field(default=0.0)
 
@@ -82,7 +84,15 @@ class Registrar:
         return max(self.min_expires, min(self.max_expires, expires))
 
     def register(
-        self, device_id: str, address: Address, contact: str, expires: int, now: float
+        self,
+        device_id: str,
+        address: Address,
+        contact: str,
+        expires: int,
+        now: float,
+        *,
+        version: str | None = None,
+        user_agent: str | None = None,
     ) -> Online:
         reg = self._devices.get(device_id)
         renewed = reg is not None
@@ -90,7 +100,8 @@ class Registrar:
             reg = self._devices[device_id] = Registration(
                 device_id, address, contact, now + expires, now, now
             )
-        else:
+        reg.version, reg.user_agent = version, user_agent
+        if renewed:
             reg.address, reg.contact, reg.expires_at, reg.last_seen = (
                 address,
                 contact,
@@ -107,9 +118,16 @@ class Registrar:
 
     def seen(self, device_id: str, address: Address, now: float, *, keepalive: bool) -> bool:
         """A keepalive (or any request) from a registered device; False when it is not
-        registered (the device must register again: answer it so)."""
+        registered (the device must register again: answer it so).
+
+        A NAT binding may move the port, and the address is followed; a message claiming the
+        device from another host (or transport) is not believed, since anyone can write a
+        device's ID into a keepalive: it is refused, and a device whose address really
+        changed registers again, with its password, from the new one."""
         reg = self._devices.get(device_id)
         if reg is None:
+            return False
+        if address.host != reg.address.host or address.transport != reg.address.transport:
             return False
         reg.last_seen = now
         reg.address = address  # a NAT binding may have moved

@@ -1,7 +1,17 @@
 """What the register says of GB/T 28181 channels, for the stream side: which device serves a
-channel, under which ID, and whether its recording plan records on the platform."""
+channel, under which ID, and whether its recording plan records on the platform.
+
+The set of recorded channels is asked for every few seconds (streams.py keeps their streams
+up); it is read from the database only when the register changed (``invalidate``, connected to
+the registry's change signal) or a minute has passed, not on every ask: a register of ten
+thousand GB channels is not scanned every two seconds.
+"""
 
 from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -11,13 +21,30 @@ from xueliang.store.db import Database
 from xueliang.store.models import Channel, Device
 
 PROTOCOL = "gb28181"
+RECORDED_TTL = 60.0
 
 
 class ChannelRoutes:
-    def __init__(self, db: Database, *, timezone: str, transport: MediaTransport) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        timezone: str,
+        transport: MediaTransport,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._timezone = timezone
         self._transport = transport
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._recorded: list[ChannelRoute] | None = None
+        self._read_at = 0.0
+
+    def invalidate(self) -> None:
+        """The register changed: the next ``recorded`` reads it again."""
+        with self._lock:
+            self._recorded = None
 
     def route(self, channel_id: str) -> ChannelRoute | None:
         """The route of an enabled GB channel of an enabled device; None otherwise."""
@@ -36,6 +63,15 @@ class ChannelRoutes:
 
     def recorded(self) -> list[ChannelRoute]:
         """GB channels whose plan records on the platform (their stream is kept up)."""
+        with self._lock:
+            if self._recorded is not None and self._clock() - self._read_at < RECORDED_TTL:
+                return self._recorded
+        routes = self._read_recorded()
+        with self._lock:
+            self._recorded, self._read_at = routes, self._clock()
+        return routes
+
+    def _read_recorded(self) -> list[ChannelRoute]:
         with self._db.read() as s:
             rows = s.execute(
                 select(Channel, Device)

@@ -125,6 +125,9 @@ class GbServer(SipEndpoint):
         # Notifications a device sends on its own (Alarm, MobilePosition, MediaStatus, …):
         # each listener gets (sender device ID, message, request); called on the event loop.
         self.notify_listeners: list[Callable[[str, manscdp.Message, SipRequest], None]] = []
+        # Devices arriving (True: a new registration, not a refresh) and leaving (False), for
+        # the subscriptions (subscriptions.py); called on the event loop.
+        self.presence_listeners: list[Callable[[str, bool], None]] = []
         self.registrations = 0
         self.keepalives = 0
         self.refused = 0
@@ -173,6 +176,10 @@ class GbServer(SipEndpoint):
             if now - pending.last_page > CATALOG_WAIT:
                 del self._catalogs[key]
                 self._apply_catalog(pending.assembly, complete=False)
+
+    def wall_time(self, at: float) -> float:
+        """Unix time of a moment on the server's clock (registrations keep monotonic times)."""
+        return time.time() - (self._clock() - at)
 
     def target(self, device_id: str) -> Address:
         """Where requests to a registered device go; LookupError when it is not registered."""
@@ -378,11 +385,19 @@ class GbServer(SipEndpoint):
             request,
             source,
             200,
-            headers=[("Date", date), ("Expires", str(expires))]
+            headers=[("Date", date), ("Expires", str(expires)), ("X-GB-Ver", GB_VERSION)]
             + ([("Contact", contact)] if contact else []),
         )
         self.registrations += 1
-        came = self.registrar.register(device_id, source, contact, expires, now)
+        came = self.registrar.register(
+            device_id,
+            source,
+            contact,
+            expires,
+            now,
+            version=_clip(request.headers.get("X-GB-Ver"), 16),
+            user_agent=_clip(request.headers.get("User-Agent"), 128),
+        )
         self._came_online(came)
 
     def _came_online(self, came: Online) -> None:
@@ -400,6 +415,14 @@ class GbServer(SipEndpoint):
                 self.refresh_catalog(came.device_id),
             ):
                 asked.add_done_callback(_unanswered)
+            self._presence(came.device_id, True)
+
+    def _presence(self, device_id: str, online: bool) -> None:
+        for listener in list(self.presence_listeners):
+            try:
+                listener(device_id, online)
+            except Exception:
+                log.exception("GB/T 28181: a presence listener failed on %s", device_id)
 
     def refresh_catalog(self, device_id: str) -> asyncio.Future[SipResponse]:
         sn = self.next_sn()
@@ -412,6 +435,7 @@ class GbServer(SipEndpoint):
         log.info("GB/T 28181: %s offline: %s", gone.device_id, gone.reason)
         directory = self._directory
         self._spawn(gone.device_id, lambda: directory.offline(gone.device_id, gone.reason))
+        self._presence(gone.device_id, False)
 
     # --- MESSAGE / NOTIFY --------------------------------------------------------------------
 
@@ -440,14 +464,13 @@ class GbServer(SipEndpoint):
                 directory = self._directory
                 self._spawn(sender, lambda: directory.keepalive(sender, msg))
             return
-        if sender is None or sender not in self.registrar:
+        if sender is None or not self.registrar.seen(sender, source, now, keepalive=False):
             self._respond(transaction, request, source, 403, "not registered")
             return
-        self.registrar.seen(sender, source, now, keepalive=False)
         self._respond(transaction, request, source, 200)
-        if isinstance(msg, manscdp.Catalog):
+        if isinstance(msg, manscdp.Catalog) and not _is_change(msg):
             self._catalog_page(sender, msg, now)
-            return
+            return  # (a notify of changes, ADD/DEL/ON/OFF…, goes to the listeners below)
         if isinstance(msg, manscdp.DeviceInfo):
             directory = self._directory
             self._spawn(sender, lambda: directory.device_info(sender, msg))
@@ -494,6 +517,8 @@ class GbServer(SipEndpoint):
         )
 
 
+GB_VERSION = "3.0"  # X-GB-Ver the platform answers with: it speaks GB/T 28181-2022
+
 ALLOW = "REGISTER, MESSAGE, NOTIFY, INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
 
 
@@ -504,6 +529,11 @@ def _unanswered(future: asyncio.Future[SipResponse]) -> None:
     failure = future.exception()
     if failure is not None:
         log.info("GB/T 28181: a device left a query unanswered: %s", failure)
+
+
+def _is_change(catalog: manscdp.Catalog) -> bool:
+    """A catalogue notify of changes (items with an Event), not a catalogue to assemble."""
+    return catalog.kind is manscdp.Kind.NOTIFY and any(item.event for item in catalog.items)
 
 
 def _request_target(source: Address, contact: str) -> Address:
@@ -530,3 +560,7 @@ def _device_id(request: SipRequest) -> str | None:
     if user and len(user) == 20 and user.isdigit():
         return user
     return None
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else None

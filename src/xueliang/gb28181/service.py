@@ -8,15 +8,19 @@ import logging
 
 from xueliang.access.audit import AuditLog
 from xueliang.config import Settings
+from xueliang.core.aio import on_loop
 from xueliang.core.clock import Clock
 from xueliang.core.events import Signal
 from xueliang.core.secretbox import SecretBox
+from xueliang.events.service import EventService
 from xueliang.gb28181 import manscdp
 from xueliang.gb28181.directory import GbDirectory
+from xueliang.gb28181.notifications import GbNotifications
 from xueliang.gb28181.registrar import Registrar
 from xueliang.gb28181.routes import ChannelRoutes
 from xueliang.gb28181.server import GbServer
 from xueliang.gb28181.streams import GbStreams
+from xueliang.gb28181.subscriptions import TOPIC_SETTINGS, GbSubscriptions
 from xueliang.media.rtp_ports import RtpPortAllocator
 from xueliang.media.service import MediaService
 from xueliang.registry.common import IdPolicy
@@ -38,6 +42,7 @@ class GbService:
         *,
         password: str,
         changed: Signal | None = None,
+        events: EventService | None = None,
     ) -> None:
         cfg = settings.gb28181
         centre = settings.registry.centre_code
@@ -60,6 +65,8 @@ class GbService:
         self.routes = ChannelRoutes(
             db, timezone=settings.media.timezone, transport=cfg.media_transport
         )
+        if changed is not None:
+            changed.connect(self.routes.invalidate)
         self.streams = GbStreams(
             lambda: self.server,
             media,
@@ -71,6 +78,16 @@ class GbService:
             idle_seconds=cfg.stream_idle_seconds,
             invite_timeout=cfg.invite_timeout,
             media_timeout=cfg.media_timeout,
+        )
+
+        # Catalogue, alarm and position subscriptions; what they bring is stored as events,
+        # tracks and register changes.
+        self.events = events if events is not None else EventService(db, clock)
+        self.subscriptions = GbSubscriptions(
+            lambda: self.server,
+            GbNotifications(
+                db, self.directory, self.events, clock, timezone=settings.media.timezone
+            ),
         )
 
     async def start(self) -> None:
@@ -95,6 +112,10 @@ class GbService:
         await self.server.start()
         self.loop = asyncio.get_running_loop()
         self.streams.start()
+        subscriptions = self.subscriptions
+        subscriptions.topics = tuple(TOPIC_SETTINGS[name] for name in dict.fromkeys(cfg.subscribe))
+        subscriptions.expires, subscriptions.interval = cfg.subscribe_expires, cfg.position_interval
+        subscriptions.start()
 
     async def ask(self, device_id: str, message: manscdp.Message) -> manscdp.Message:
         """``GbServer.ask`` from any event loop (the HTTP side may run on another): the
@@ -103,16 +124,11 @@ class GbService:
         server, loop = self.server, self.loop
         if server is None or loop is None:
             raise LookupError("the GB/T 28181 server is not running")
-        work = server.ask(device_id, message)
-        if loop is asyncio.get_running_loop():
-            return await work
-        answer: manscdp.Message = await asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(work, loop)
-        )
-        return answer
+        return await on_loop(loop, server.ask(device_id, message))
 
     async def stop(self) -> None:
         if self.server is not None:
+            await self.subscriptions.stop()
             await self.streams.stop()
         server, self.server = self.server, None
         self.loop = None

@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from xueliang.core.aio import on_loop
 from xueliang.core.errors import DeviceError
 from xueliang.gb28181 import manscdp, mansrtsp, sdp
 from xueliang.gb28181.endpoint import DeviceRefused
@@ -103,6 +104,8 @@ class StreamSession:
     end_of_file: bool = False
     rtsp_seq: int = 0
     peer: tuple[str, int] | None = None  # tcp-active: where we connect
+    ready: bool = False  # negotiated and video arrived: from now on the reaper looks at it
+    offline_since: float | None = None  # video stopped arriving (the ingest says why)
 
     @property
     def channel_id(self) -> str:
@@ -212,13 +215,7 @@ class GbStreams:
         return await self._on_loop(self._play(channel_id, transport))
 
     async def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run ``work`` on the loop the SIP server runs on (a caller on another loop, such as
-        a second ASGI server in one process, would otherwise wait on futures never woken)."""
-        loop = self._loop
-        if loop is None or loop is asyncio.get_running_loop():
-            return await work
-        done: T = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
-        return done
+        return await on_loop(self._loop, work)
 
     async def _play(self, channel_id: str, transport: MediaTransport | None) -> StreamSession:
         route = await asyncio.to_thread(self._routes, channel_id)
@@ -372,6 +369,7 @@ class GbStreams:
         self.opened += 1
         try:
             await self._negotiate(server, session, speed)
+            session.ready = True
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, StreamFailed) else "the request was cancelled"
             await self._teardown(session, reason)
@@ -471,8 +469,6 @@ class GbStreams:
         if session.ended is not None:
             return
         session.ended = reason
-        if self._sessions.get(session.key) is session:
-            del self._sessions[session.key]
         self.closed += 1
         log.info("GB/T 28181: stream %s closed: %s", session.key, reason)
         server = self._server()
@@ -482,6 +478,9 @@ class GbStreams:
             await asyncio.to_thread(self._media.close_session, session.key)
         finally:
             self._ports.release(session.port)
+            # Listed until its port is back (a new session of the key may have replaced it).
+            if self._sessions.get(session.key) is session:
+                del self._sessions[session.key]
         if bye and server is not None and session.dialog is not None and session.to is not None:
             request = session.dialog.request("BYE", server.via(session.to))
             try:
@@ -542,9 +541,12 @@ class GbStreams:
             return
         if event.status == "online":
             session.online.set()
+            session.offline_since = None
         else:
             session.last_reason = event.reason
             session.online.clear()
+            if session.offline_since is None:
+                session.offline_since = self._clock()
 
     def _later(self, work: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
         if self._loop is None or not asyncio.iscoroutine(work):
@@ -573,10 +575,17 @@ class GbStreams:
             if session.kind is sdp.SessionType.PLAY and session.ended is None:
                 await self._replan(session, recorded.get(session.channel_id))
         now = self._clock()
-        stats = await asyncio.to_thread(self._media.stats)
         for session in list(self._sessions.values()):
-            if now - session.touched < self.idle_seconds:
-                continue
+            lost = session.offline_since
+            if session.ready and lost is not None and now - lost > self.media_timeout:
+                # The device stopped sending (went away, rebooted, dropped the call): end the
+                # session, so viewers hear why and the next one (or the plan) asks again.
+                await self._teardown(session, f"no video from the device: {session.last_reason}")
+        idle = [
+            s for s in self._sessions.values() if s.ready and now - s.touched >= self.idle_seconds
+        ]
+        stats = await asyncio.to_thread(self._media.stats) if idle else {}
+        for session in idle:
             channel = stats.get(session.key)
             watched = channel is not None and channel.consumers > 1
             if watched or (session.kind is sdp.SessionType.PLAY and session.route.records):

@@ -146,6 +146,9 @@ class Channel(Base):
     retention_days: Mapped[int | None] = mapped_column(Integer)
     # When the recorder writes (xueliang.media.recording_plans); None: continuously.
     recording_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Where the channel hangs in its GB/T 28181 device's own catalogue tree (a CatalogNode's
+    # node_id: business group, virtual organisation or region); None: at the device's root.
+    catalog_parent: Mapped[str | None] = mapped_column(String(64))
 
     device: Mapped[Device] = relationship(back_populates="channels")
     org: Mapped[Org | None] = relationship(foreign_keys=[org_pk])
@@ -318,3 +321,64 @@ class Export(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class Event(Base):
+    """Something that happened at a camera or device: a GB/T 28181 alarm today, analytics
+    later. Kept by the channel's and device's IDs, not by foreign keys: an event outlives the
+    camera it came from, and one from a device (not a channel) names no channel."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_channel_occurred", "channel_id", "occurred_at"),
+        Index("ix_events_occurred", "occurred_at"),
+        Index("ix_events_kind_occurred", "kind", "occurred_at"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "gb.alarm", "analytics.intrusion", …
+    channel_id: Mapped[str | None] = mapped_column(String(20))
+    device_id: Mapped[str | None] = mapped_column(String(20))
+    priority: Mapped[int | None] = mapped_column(Integer)  # 1 highest .. 4
+    method: Mapped[str | None] = mapped_column(String(16))  # GB AlarmMethod, a detector's name
+    type: Mapped[str | None] = mapped_column(String(32))  # GB AlarmType, a rule's type
+    description: Mapped[str | None] = mapped_column(String(512))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Position(Base):
+    """One point of a moving source's track (GB/T 28181 MobilePosition)."""
+
+    __tablename__ = "positions"
+    __table_args__ = (Index("ix_positions_channel_at", "channel_id", "at"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    longitude: Mapped[float] = mapped_column(Float)
+    latitude: Mapped[float] = mapped_column(Float)
+    speed: Mapped[float | None] = mapped_column(Float)  # km/h
+    direction: Mapped[float | None] = mapped_column(Float)  # degrees from north
+    altitude: Mapped[float | None] = mapped_column(Float)  # metres
+
+
+class CatalogNode(Base):
+    """A group in a GB/T 28181 device's own catalogue: a business group (type 215), a virtual
+    organisation (216) or an administrative region (a 2-8 digit civil code). Lower platforms
+    and NVRs arrange their channels in such a tree; it is kept as the device sent it, beside
+    the platform's own organisation tree, so operators can browse a lower level as it sees
+    itself."""
+
+    __tablename__ = "catalog_nodes"
+    __table_args__ = (UniqueConstraint("device_pk", "node_id"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_pk: Mapped[int] = mapped_column(ForeignKey("devices.pk", ondelete="CASCADE"), index=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # business_group, virtual_org, region
+    parent_id: Mapped[str | None] = mapped_column(String(64))

@@ -13,12 +13,21 @@ What it does, as field devices do:
 - answer Catalog (paged), DeviceInfo, DeviceStatus, RecordInfo (synthetic, paged) queries and
   DeviceControl (PTZCmd decoded and kept; the others kept and answered ``control_result``);
 - answer INVITE (Play, Playback, Download) with an SDP answer and stream after the ACK until BYE;
-  a Playback or Download that reached its end sends MediaStatus 121.
+  a Playback or Download that reached its end sends MediaStatus 121;
+- accept Catalog, Alarm and MobilePosition subscriptions (200 with a To tag, Contact and the
+  granted Expires; refreshes inside the dialog; ``refuse_subscribe`` plays a device that
+  answers 405 and the like) and NOTIFY in them: ``raise_alarm``, ``add_channel`` /
+  ``remove_channel`` / ``channel_status`` (catalogue changes: ADD, DEL, ON/OFF/VLOST/DEFECT),
+  and, for a ``mobile`` device, a MobilePosition every
+  interval along a small synthetic track. Without a subscription an alarm or a catalogue change
+  goes out as a MESSAGE, as devices also do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import random
 from collections import deque
 from collections.abc import Callable
@@ -81,6 +90,9 @@ class DeviceConfig:
     civil_code: str = ""
     # Devices keep local wall time; GB platforms expect Beijing time (UTC+8) in DeviceTime.
     utc_offset_hours: float = 8.0
+    mobile: bool = False  # sends MobilePosition notifies when subscribed (body/vehicle camera)
+    refuse_subscribe: int = 0  # a status (405, 489…) to answer every SUBSCRIBE with; 0: accept
+    max_subscribe_expires: int = 3600
 
     @property
     def is_nvr(self) -> bool:
@@ -143,6 +155,23 @@ class _Dialog:
 
 
 @dataclass
+class _Subscription:
+    """A subscription the platform holds at this device (the device is the notifier)."""
+
+    topic: str  # Catalog, Alarm, MobilePosition
+    call_id: str
+    local: NameAddr  # our From in NOTIFYs (the To of the 200, with our tag)
+    remote: NameAddr  # the platform's From, with its tag
+    target: str  # the platform's Contact: the Request-URI of NOTIFYs
+    event: str
+    expires_at: float
+    interval: float = 5.0
+    next_at: float | None = None  # next MobilePosition
+    cseq: int = 0
+    step: int = 0
+
+
+@dataclass
 class Counters:
     registrations: int = 0
     register_failures: int = 0
@@ -150,6 +179,8 @@ class Counters:
     keepalives_ok: int = 0
     invites: int = 0
     messages_in: int = 0
+    subscribes: int = 0
+    notifies_sent: int = 0
 
 
 @dataclass
@@ -196,6 +227,9 @@ class Device:
         self.control_result = "OK"
         self.counters = Counters()
         self._channels = {ch.channel_id: ch for ch in config.channels}
+        self.subscriptions: dict[str, _Subscription] = {}  # by Call-ID
+        # The platform's answers to this device's alarms (Response, CmdType Alarm).
+        self.alarm_answers: list[manscdp.Result] = []
         self._server_uri = f"sip:{config.server_id}@{config.domain}"
 
     # --- driving -----------------------------------------------------------------------
@@ -209,6 +243,7 @@ class Device:
         """Unregister (Expires: 0) and end every stream."""
         outputs: list[Output] = [StopStream(call_id) for call_id in self.dialogs]
         self.dialogs.clear()
+        self.subscriptions.clear()
         self._keepalive_at = None
         self._register_at = None
         if self.registered:
@@ -222,6 +257,7 @@ class Device:
         """The TCP signalling connection closed: streams end, register again after back-off."""
         outputs: list[Output] = [StopStream(call_id) for call_id in self.dialogs]
         self.dialogs.clear()
+        self.subscriptions.clear()
         self._table = TransactionTable()
         self._purpose.clear()
         self._reply_to.clear()
@@ -230,7 +266,12 @@ class Device:
 
     @property
     def next_deadline(self) -> float | None:
-        times = (self._register_at, self._keepalive_at, self._table.next_deadline)
+        times = (
+            self._register_at,
+            self._keepalive_at,
+            self._table.next_deadline,
+            *(sub.next_at for sub in self.subscriptions.values()),
+        )
         present = [t for t in times if t is not None]
         return min(present) if present else None
 
@@ -255,6 +296,12 @@ class Device:
         if self._keepalive_at is not None and self._keepalive_at <= now:
             self._keepalive_at = now + self.config.keepalive_interval
             outputs += self._send_keepalive(now)
+        for sub in list(self.subscriptions.values()):
+            if sub.expires_at <= now:
+                del self.subscriptions[sub.call_id]  # never refreshed: the platform is gone
+            elif sub.next_at is not None and sub.next_at <= now:
+                sub.next_at = now + sub.interval
+                outputs += self._send_positions(sub, now)
         return outputs
 
     def receive(
@@ -533,7 +580,9 @@ class Device:
             if dialog is not None:
                 outputs.append(StopStream(request.call_id))
             return outputs
-        if method in ("INFO", "OPTIONS", "SUBSCRIBE", "NOTIFY", "CANCEL"):
+        if method == "SUBSCRIBE":
+            return self._on_subscribe(request, transaction, now)
+        if method in ("INFO", "OPTIONS", "NOTIFY", "CANCEL"):
             # INFO carries MANSRTSP (pause, seek, speed): accepted, the replay goes on.
             status = 481 if method == "CANCEL" else 200
             return self._respond(transaction, make_response(request, status), now)
@@ -560,7 +609,8 @@ class Device:
         cfg = self.config
         sn = message.sn if message.sn is not None else 0
         if isinstance(message, manscdp.CatalogQuery):
-            catalog = catalog_items(cfg.device_id, cfg.civil_code or cfg.domain[:6], cfg.channels)
+            channels = tuple(self._channels.values())
+            catalog = catalog_items(cfg.device_id, cfg.civil_code or cfg.domain[:6], channels)
             return list(manscdp.catalog_pages(cfg.device_id, sn, catalog, cfg.catalog_page_size))
         if isinstance(message, manscdp.DeviceInfoQuery):
             return [
@@ -589,6 +639,18 @@ class Device:
                     ),
                 )
             ]
+        if isinstance(message, manscdp.Unknown) and message.kind is manscdp.Kind.QUERY:
+            # The 2022 queries (SD card, PTZ position, home position, presets, …): a plain
+            # answer, as a device with nothing to report gives.
+            return [
+                manscdp.Unknown(
+                    kind=manscdp.Kind.RESPONSE,
+                    cmd_type=message.cmd_type,
+                    device_id=message.device_id or cfg.device_id,
+                    sn=sn,
+                    fields={"Result": "OK", "SumNum": "0"},
+                )
+            ]
         if isinstance(message, manscdp.RecordInfoQuery):
             channel = self._channels.get(message.device_id)
             items = (
@@ -601,6 +663,10 @@ class Device:
             return list(
                 manscdp.record_pages(message.device_id, sn, items, cfg.record_page_size, name=name)
             )
+        if isinstance(message, manscdp.Result) and message.cmd_type == "Alarm":
+            self.alarm_answers.append(message)
+            del self.alarm_answers[:-MAX_PTZ_KEPT]
+            return []
         if isinstance(message, manscdp.DeviceControl):
             if message.ptz_cmd is not None:
                 # A bad PTZCmd is acknowledged and ignored, as cameras do.
@@ -617,6 +683,186 @@ class Device:
                 )
             ]
         return []
+
+    # --- subscriptions and what they bring ------------------------------------------------------
+
+    def subscribed(self, topic: str) -> bool:
+        return any(sub.topic == topic for sub in self.subscriptions.values())
+
+    def _on_subscribe(
+        self, request: SipRequest, transaction: ServerTransaction | None, now: float
+    ) -> list[Output]:
+        self.counters.subscribes += 1
+        cfg = self.config
+        if cfg.refuse_subscribe:
+            return self._respond(transaction, make_response(request, cfg.refuse_subscribe), now)
+        try:
+            message = manscdp.parse_message(request.body)
+        except ParseError:
+            return self._respond(transaction, make_response(request, 400), now)
+        topic = manscdp.cmd_type_of(message)
+        if topic not in ("Catalog", "Alarm", "MobilePosition"):
+            return self._respond(transaction, make_response(request, 489, "Bad Event"), now)
+        asked = request.expires
+        expires = min(cfg.max_subscribe_expires, asked if asked is not None else 3600)
+        existing = self.subscriptions.get(request.call_id)
+        if request.to.tag is not None and existing is None:
+            return self._respond(transaction, make_response(request, 481), now)
+        if existing is None:
+            contacts = request.contacts
+            existing = _Subscription(
+                topic=topic,
+                call_id=request.call_id,
+                local=request.to.with_tag(new_tag()),
+                remote=request.from_,
+                target=str(contacts[0].uri) if contacts else request.uri,
+                event=request.headers.get("Event") or topic,
+                expires_at=now + expires,
+            )
+            self.subscriptions[request.call_id] = existing
+        sub = existing
+        sub.expires_at = now + expires
+        if isinstance(message, manscdp.MobilePositionQuery):
+            sub.interval = float(max(1, message.interval or 5))
+            if cfg.mobile and sub.next_at is None:
+                sub.next_at = now + sub.interval
+        if expires == 0:
+            del self.subscriptions[sub.call_id]
+        response = make_response(
+            request,
+            200,
+            to_tag=sub.local.tag,
+            headers=[
+                ("Contact", str(self._contact())),
+                ("Expires", str(expires)),
+                ("User-Agent", USER_AGENT),
+            ],
+        )
+        return self._respond(transaction, response, now)
+
+    def _notify(self, sub: _Subscription, body: bytes, now: float) -> list[Output]:
+        sub.cseq += 1
+        left = max(0, int(sub.expires_at - now))
+        request = make_request(
+            "NOTIFY",
+            sub.target,
+            via=self._via(),
+            from_=sub.local,
+            to=sub.remote,
+            call_id=sub.call_id,
+            cseq=sub.cseq,
+            headers=[
+                ("Event", sub.event),
+                ("Subscription-State", f"active;expires={left}"),
+                ("User-Agent", USER_AGENT),
+            ],
+            body=body,
+            content_type=MANSCDP,
+        )
+        self.counters.notifies_sent += 1
+        return self._start_client(request, "notify", now)
+
+    def _subscription(self, topic: str) -> _Subscription | None:
+        return next((s for s in self.subscriptions.values() if s.topic == topic), None)
+
+    def _local_time(self, now: float) -> datetime:
+        return datetime.fromtimestamp(now, UTC).replace(tzinfo=None) + timedelta(
+            hours=self.config.utc_offset_hours
+        )
+
+    def raise_alarm(
+        self,
+        now: float,
+        channel_id: str | None = None,
+        *,
+        priority: int = 1,
+        method: str = "5",
+        alarm_type: int | None = 2,
+        description: str = "移动侦测报警",
+        subscribed: bool = True,
+    ) -> list[Output]:
+        """An alarm on a channel (the first when None): a NOTIFY in the Alarm subscription
+        (``subscribed`` and there is one), else a MESSAGE as devices send on their own."""
+        channel = self._channels.get(channel_id or "") or next(iter(self._channels.values()))
+        alarm = manscdp.Alarm(
+            device_id=channel.channel_id,
+            sn=self._next_sn(),
+            alarm_priority=priority,
+            alarm_method=method,
+            alarm_time=self._local_time(now),
+            alarm_description=description,
+            longitude=channel.longitude,
+            latitude=channel.latitude,
+            alarm_type=alarm_type,
+        )
+        body = manscdp.to_xml(alarm)
+        sub = self._subscription("Alarm") if subscribed else None
+        if sub is not None:
+            return self._notify(sub, body, now)
+        return self._send_message(now, body, "message")
+
+    def add_channel(self, now: float, channel: Channel) -> list[Output]:
+        """A new channel, announced as a catalogue change (Event ADD)."""
+        self._channels[channel.channel_id] = channel
+        return self._catalog_change(now, channel, "ADD")
+
+    def remove_channel(self, now: float, channel_id: str) -> list[Output]:
+        """A channel gone, announced as a catalogue change (Event DEL)."""
+        channel = self._channels.pop(channel_id, None)
+        if channel is None:
+            return []
+        return self._catalog_change(now, channel, "DEL")
+
+    def channel_status(self, now: float, channel_id: str, event: str) -> list[Output]:
+        """A channel's status change as a catalogue notify: ON, OFF, VLOST, DEFECT."""
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            return []
+        return self._catalog_change(now, channel, event)
+
+    def _catalog_change(self, now: float, channel: Channel, event: str) -> list[Output]:
+        cfg = self.config
+        (item,) = catalog_items(cfg.device_id, cfg.civil_code or cfg.domain[:6], (channel,))
+        change = manscdp.Catalog(
+            device_id=cfg.device_id,
+            sn=self._next_sn(),
+            sum_num=1,
+            items=(dataclasses.replace(item, event=event),),
+            kind=manscdp.Kind.NOTIFY,
+        )
+        body = manscdp.to_xml(change)
+        sub = self._subscription("Catalog")
+        if sub is not None:
+            return self._notify(sub, body, now)
+        return self._send_message(now, body, "message")
+
+    def _send_positions(self, sub: _Subscription, now: float) -> list[Output]:
+        """Every channel a step along a small circle around its place: one point in the 2016
+        form for a single channel, the 2022 list for several."""
+        sub.step += 1
+        angle = sub.step * math.pi / 12
+        at = self._local_time(now)
+        points = tuple(
+            manscdp.Position(
+                device_id=ch.channel_id,
+                time=at,
+                longitude=round(ch.longitude + 0.002 * math.cos(angle), 6),
+                latitude=round(ch.latitude + 0.002 * math.sin(angle), 6),
+                speed=20.0,
+                direction=round(math.degrees(angle + math.pi / 2) % 360, 1),
+                altitude=12.0,
+            )
+            for ch in self._channels.values()
+        )
+        if not points:
+            return []
+        named = points[0].device_id if len(points) == 1 else None
+        message = manscdp.MobilePosition(
+            device_id=named or self.config.device_id,
+            sn=self._next_sn(),
+            positions=points,
+        )
+        return self._notify(sub, manscdp.to_xml(message), now)
 
     # --- INVITE and media --------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import heapq
 import itertools
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from xueliang.gb28181 import sdp
@@ -61,6 +62,8 @@ class RunnerSettings:
     catalog_page_size: int = 20
     retry_base: float = 2.0
     retry_max: float = 60.0
+    mobile: bool = False  # devices send MobilePosition when subscribed
+    refuse_subscribe: int = 0  # answer SUBSCRIBE with this status (405…); 0: accept
 
 
 @dataclass
@@ -226,6 +229,8 @@ class SimulatorRunner:
                 catalog_page_size=s.catalog_page_size,
                 retry_base=s.retry_base,
                 retry_max=s.retry_max,
+                mobile=s.mobile,
+                refuse_subscribe=s.refuse_subscribe,
             )
             slot = _Slot(Device(config, allocate_port=self._allocate_port), index)
             self._slots.append(slot)
@@ -379,6 +384,13 @@ class SimulatorRunner:
             self._unregistering.discard(slot.index)
             if not self._unregistering:
                 self._unregistered.set()
+
+    def act(self, index: int, action: Callable[[Device, float], list[Output]]) -> None:
+        """Make device ``index`` do something (raise an alarm, change its catalogue): call on
+        the runner's loop (``loop.call_soon_threadsafe`` from another thread)."""
+        slot = self._slots[index]
+        if slot.started:
+            self._apply(slot, action(slot.device, self.now()))
 
     def tcp_lost(self, slot: _Slot) -> None:
         slot.tcp = None
