@@ -252,6 +252,59 @@ export function errorText(e: unknown): string {
   return String(e)
 }
 
+// --- GB/T 28181: recordings kept on the device (api/routers/device_records.py) -------------
+
+export interface DeviceRecord {
+  start: string | null
+  end: string | null
+  name: string | null
+  /** time, alarm, manual */
+  type: string | null
+  file_size: number | null
+}
+
+export interface DeviceRecordList {
+  channel_id: string
+  items: DeviceRecord[]
+  /** False when the device's answer lacked pages. */
+  complete: boolean
+}
+
+export interface DevicePlaybackSession {
+  session: string
+  /** Single-use ws:// address of the stream (the live protocol); null when workers serve none. */
+  url: string | null
+  expires_at: string | null
+}
+
+export type DevicePlaybackControl =
+  | { action: 'pause' | 'resume' }
+  | { action: 'speed'; value: number }
+  | { action: 'seek'; value: number }
+
+/** ISO 8601 with this browser's UTC offset (a device searches in its local time). */
+export function isoLocal(ms: number): string {
+  const d = new Date(ms)
+  const p = (n: number): string => String(Math.floor(Math.abs(n))).padStart(2, '0')
+  const off = -d.getTimezoneOffset()
+  const zone = off === 0 ? 'Z' : `${off > 0 ? '+' : '-'}${p(off / 60)}:${p(off % 60)}`
+  return (
+    `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}` +
+    `T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}${zone}`
+  )
+}
+
+export const searchDeviceRecords = (channelId: string, start: number, end: number, signal?: AbortSignal): Promise<DeviceRecordList> =>
+  get<DeviceRecordList>(`/channels/${encodeURIComponent(channelId)}/device-records`, { start: isoLocal(start), end: isoLocal(end) }, signal)
+export const startDevicePlayback = (channelId: string, start: number, end: number): Promise<DevicePlaybackSession> =>
+  request<DevicePlaybackSession>('POST', `/channels/${encodeURIComponent(channelId)}/device-playback`, {
+    body: { start: isoLocal(start), end: isoLocal(end) },
+  })
+export const controlDevicePlayback = (session: string, body: DevicePlaybackControl): Promise<void> =>
+  request<void>('POST', `/device-playback/${encodeURIComponent(session)}/control`, { body })
+export const endDevicePlayback = (session: string): Promise<void> =>
+  request<void>('DELETE', `/device-playback/${encodeURIComponent(session)}`)
+
 // --- administration: devices, channels, register, users, roles, audit ---------------------
 
 /** GET /auth/me: the caller, its roles, area and permissions. */

@@ -20,7 +20,9 @@ interface LiveTicket {
 // Once a worker could not be reached from this page, later views go by the relay at once.
 let directUnreachable = false
 
-export type LiveState = 'idle' | 'connecting' | 'playing' | 'offline' | 'error'
+// requesting: the ticket is being asked for (a GB/T 28181 channel's device is INVITEd meanwhile,
+// which may take seconds); connecting: the stream is being opened.
+export type LiveState = 'idle' | 'requesting' | 'connecting' | 'playing' | 'offline' | 'error'
 
 /** What the tile says; `key` is an i18n key under wall.reason, else `text` is shown as is. */
 export interface LiveDetail {
@@ -37,10 +39,13 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
   const state = ref<LiveState>('idle')
   const detail = ref<LiveDetail | null>(null)
   const codec = ref('')
+  /** The platform could not get the channel's video (422 stream_failed: which step failed, in
+   * the server's words); the tile offers to try again. */
+  const failure = ref<string | null>(null)
   let channel: string | null = null
   let ws: WebSocket | null = null
   let sink: MseSink | null = null
-  let retry: ReturnType<typeof setTimeout> | undefined
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
   let backoff = RETRY_MIN
   let lastMessage: string | null = null
   // A camera that is offline keeps the socket open without a frame (it plays when it comes back):
@@ -56,7 +61,7 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
   }
 
   function teardown(): void {
-    clearTimeout(retry)
+    clearTimeout(retryTimer)
     clearTimeout(watchdog)
     if (ws) {
       ws.onmessage = ws.onclose = ws.onerror = null
@@ -79,7 +84,7 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
     detail.value = d
     if (again && channel) {
       const id = channel
-      retry = setTimeout(() => connect(id), backoff)
+      retryTimer = setTimeout(() => connect(id), backoff)
       backoff = Math.min(RETRY_MAX, backoff * 2)
     }
   }
@@ -97,7 +102,7 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
   let attempt = 0
 
   /** The worker's ticketed address, or the relay's; null when the caller may not watch. */
-  async function target(id: string): Promise<{ url: string; direct: boolean } | null> {
+  async function target(id: string, mine: number): Promise<{ url: string; direct: boolean } | null> {
     if (!directUnreachable) {
       try {
         const t = await request<LiveTicket>('POST', `/channels/${encodeURIComponent(id)}/live/ticket`)
@@ -105,7 +110,16 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
       } catch (e) {
         if (e instanceof ApiError && e.status === 401) return null // the session handler acts
         if (e instanceof ApiError && e.status === 403) {
-          fail('error', { key: 'forbidden' }, false)
+          if (attempt === mine && channel === id) fail('error', { key: 'forbidden' }, false)
+          return null
+        }
+        if (e instanceof ApiError && e.status === 422) {
+          // The device could not be made to stream (offline, INVITE refused, no video): the
+          // relay would only INVITE it again. Say why; trying again is the viewer's choice.
+          if (attempt === mine && channel === id) {
+            fail('error', { key: 'streamFailed' }, false)
+            failure.value = e.message
+          }
           return null
         }
         // 404 and the rest: the relay says why in its own words
@@ -120,11 +134,17 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
     if (!v) return
     channel = id
     lastMessage = null
-    state.value = 'connecting'
+    failure.value = null
+    state.value = directUnreachable ? 'connecting' : 'requesting'
     detail.value = null
+    // One request at a time: a slow ticket (a device being INVITEd) is not asked for again; an
+    // answer for an earlier attempt (the tile changed or stopped meanwhile) is dropped.
     const mine = ++attempt
-    void target(id).then((t) => {
-      if (t && mine === attempt && channel === id) open(id, v, t.url, t.direct)
+    void target(id, mine).then((t) => {
+      if (t && mine === attempt && channel === id) {
+        state.value = 'connecting'
+        open(id, v, t.url, t.direct)
+      }
     })
   }
 
@@ -220,8 +240,14 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, onUnauthorize
     teardown()
     state.value = 'idle'
     detail.value = null
+    failure.value = null
+  }
+
+  /** Try again after a failure (the tile's retry button). */
+  function retry(): void {
+    if (channel) play(channel)
   }
 
   onBeforeUnmount(stop)
-  return { state, detail, codec, play, stop }
+  return { state, detail, codec, failure, play, stop, retry }
 }
