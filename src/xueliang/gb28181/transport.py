@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from xueliang.gb28181.sip import SipMessage, StreamFramer, parse_message
 log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 65535
+PORT_ATTEMPTS = 20  # port 0: tries for a number free for both UDP and TCP
 UDP_BUFFER_BYTES = 4 * 1024 * 1024
 MAX_TCP_CONNECTIONS = 20000
 
@@ -44,20 +46,39 @@ class SipTransport:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # UDP and TCP on one port number (devices are configured with one). With port 0 the
+        # number UDP was given may be taken for TCP (a connection's local port): try another.
+        attempts = PORT_ATTEMPTS if self._want_port == 0 else 1
+        for attempt in range(attempts):
+            udp = self._bind_udp()
+            port = udp.getsockname()[1]
+            try:
+                self._tcp = await asyncio.start_server(
+                    self._serve_tcp, self._host, port, reuse_address=True, limit=1 << 20
+                )
+            except OSError as exc:
+                udp.close()
+                if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
+                continue
+            self.port = port
+            self._udp = udp
+            self._loop.add_reader(udp.fileno(), self._read_udp)
+            return
+
+    def _bind_udp(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         udp = socket.socket(family, socket.SOCK_DGRAM)
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        with contextlib.suppress(OSError):
-            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER_BYTES)
-        udp.bind((self._host, self._want_port))
-        udp.setblocking(False)
-        self.port = udp.getsockname()[1]
-        self._udp = udp
-        self._loop.add_reader(udp.fileno(), self._read_udp)
-        # TCP on the same port number (devices are configured with one).
-        self._tcp = await asyncio.start_server(
-            self._serve_tcp, self._host, self.port, reuse_address=True, limit=1 << 20
-        )
+        try:
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with contextlib.suppress(OSError):
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER_BYTES)
+            udp.bind((self._host, self._want_port))
+            udp.setblocking(False)
+        except BaseException:
+            udp.close()
+            raise
+        return udp
 
     async def stop(self) -> None:
         if self._udp is not None and self._loop is not None:
