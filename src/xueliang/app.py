@@ -138,6 +138,7 @@ def build_platform(
 
     media.on_worker_lost = repair_lost
     events = EventService(db, clock)
+    exports = ExportService(db, audit, segments, data.root / "exports")
     gb = GbService(
         settings,
         db,
@@ -149,6 +150,7 @@ def build_platform(
         password=data.gb28181_password(),
         changed=registry_changed,
         events=events,
+        exports=exports,
     )
     gb_control = GbControl(lambda: gb.server, lambda: gb.loop)
     ptz_drivers = {**default_drivers(), "gb28181": GbPtzDriver(gb_control)}
@@ -172,7 +174,7 @@ def build_platform(
         holds=HoldService(db, audit, clock),
         live=LiveService(media),
         playback=PlaybackService(db, audit, segments),
-        exports=ExportService(db, audit, segments, data.root / "exports"),
+        exports=exports,
         gb28181=gb,
         recording_plans=RecordingPlanService(
             db, audit, media, timezone=settings.media.timezone, changed=registry_changed

@@ -120,6 +120,10 @@ def create_app(platform: Platform) -> FastAPI:
             # Repair the recordings index against the files before anything records.
             await asyncio.to_thread(platform.storage.start)
             await asyncio.to_thread(platform.media.start)
+        # Exports left running (device downloads) by a platform that stopped never finish.
+        await asyncio.to_thread(
+            platform.exports.fail_running, "the platform stopped while the export ran"
+        )
         if platform.settings.gb28181.enabled:
             await platform.gb28181.start()
         try:

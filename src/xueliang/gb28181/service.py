@@ -15,12 +15,14 @@ from xueliang.core.secretbox import SecretBox
 from xueliang.events.service import EventService
 from xueliang.gb28181 import manscdp
 from xueliang.gb28181.directory import GbDirectory
+from xueliang.gb28181.downloads import GbDownloads
 from xueliang.gb28181.notifications import GbNotifications
 from xueliang.gb28181.registrar import Registrar
 from xueliang.gb28181.routes import ChannelRoutes
 from xueliang.gb28181.server import GbServer
 from xueliang.gb28181.streams import GbStreams
 from xueliang.gb28181.subscriptions import TOPIC_SETTINGS, GbSubscriptions
+from xueliang.media.export import ExportService
 from xueliang.media.rtp_ports import RtpPortAllocator
 from xueliang.media.service import MediaService
 from xueliang.registry.common import IdPolicy
@@ -43,6 +45,7 @@ class GbService:
         password: str,
         changed: Signal | None = None,
         events: EventService | None = None,
+        exports: ExportService | None = None,
     ) -> None:
         cfg = settings.gb28181
         centre = settings.registry.centre_code
@@ -80,6 +83,9 @@ class GbService:
             media_timeout=cfg.media_timeout,
         )
 
+        # Device recordings downloaded into evidence exports (jobs with progress).
+        self.downloads = GbDownloads(self.streams, media, exports) if exports is not None else None
+
         # Catalogue, alarm and position subscriptions; what they bring is stored as events,
         # tracks and register changes.
         self.events = events if events is not None else EventService(db, clock)
@@ -112,6 +118,8 @@ class GbService:
         await self.server.start()
         self.loop = asyncio.get_running_loop()
         self.streams.start()
+        if self.downloads is not None:
+            self.downloads.start()
         subscriptions = self.subscriptions
         subscriptions.topics = tuple(TOPIC_SETTINGS[name] for name in dict.fromkeys(cfg.subscribe))
         subscriptions.expires, subscriptions.interval = cfg.subscribe_expires, cfg.position_interval
@@ -129,6 +137,8 @@ class GbService:
     async def stop(self) -> None:
         if self.server is not None:
             await self.subscriptions.stop()
+            if self.downloads is not None:
+                await self.downloads.stop()
             await self.streams.stop()
         server, self.server = self.server, None
         self.loop = None

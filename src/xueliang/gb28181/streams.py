@@ -43,7 +43,7 @@ from xueliang.gb28181.registrar import Address
 from xueliang.gb28181.server import GbServer
 from xueliang.gb28181.sip import SipRequest
 from xueliang.gb28181.sip.dialog import Dialog
-from xueliang.media.model import IngestSpec, MediaEvent, StatusChanged
+from xueliang.media.model import DownloadTarget, IngestSpec, MediaEvent, StatusChanged
 from xueliang.media.plans import OFF as OFF_PLAN
 from xueliang.media.plans import RecordingPlan
 from xueliang.media.rtp_ports import PortsExhausted, RtpPortAllocator, can_bind
@@ -106,6 +106,7 @@ class StreamSession:
     peer: tuple[str, int] | None = None  # tcp-active: where we connect
     ready: bool = False  # negotiated and video arrived: from now on the reaper looks at it
     offline_since: float | None = None  # video stopped arriving (the ingest says why)
+    download: DownloadTarget | None = None  # a Download: the file the stream goes into
 
     @property
     def channel_id(self) -> str:
@@ -166,6 +167,8 @@ class GbStreams:
         self._reaper: asyncio.Task[None] | None = None
         self.opened = 0
         self.closed = 0
+        # Told of every session that ends, with the reason (on the loop, before the BYE).
+        self.ended_listeners: list[Callable[[StreamSession, str], None]] = []
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -262,12 +265,12 @@ class GbStreams:
         start: int,
         stop: int,
         *,
-        download: bool = False,
+        download: DownloadTarget | None = None,
         speed: int | None = None,
         transport: MediaTransport | None = None,
     ) -> StreamSession:
-        """Play (or download, at ``speed``) the device's recording of ``start``..``stop``
-        (Unix seconds) as a stream of its own key."""
+        """Play the device's recording of ``start``..``stop`` (Unix seconds) as a stream of its
+        own key, or download it at ``speed`` into the ``download`` file."""
         return await self._on_loop(
             self._open_history(channel_id, start, stop, download, speed, transport)
         )
@@ -277,7 +280,7 @@ class GbStreams:
         channel_id: str,
         start: int,
         stop: int,
-        download: bool,
+        download: DownloadTarget | None,
         speed: int | None,
         transport: MediaTransport | None,
     ) -> StreamSession:
@@ -287,15 +290,24 @@ class GbStreams:
         if route is None:
             raise LookupError(f"channel {channel_id} is not a GB/T 28181 channel")
         key = f"{channel_id}~{next(self._history_seq)}"
-        kind = sdp.SessionType.DOWNLOAD if download else sdp.SessionType.PLAYBACK
+        kind = sdp.SessionType.DOWNLOAD if download is not None else sdp.SessionType.PLAYBACK
         first = transport or route.transport
         try:
-            return await self._open(route, key, kind, first, start=start, stop=stop, speed=speed)
+            return await self._open(
+                route, key, kind, first, start=start, stop=stop, speed=speed, download=download
+            )
         except StreamFailed as exc:
             if first != "udp" or not exc.retry_tcp:
                 raise
             return await self._open(
-                route, key, kind, "tcp-passive", start=start, stop=stop, speed=speed
+                route,
+                key,
+                kind,
+                "tcp-passive",
+                start=start,
+                stop=stop,
+                speed=speed,
+                download=download,
             )
 
     async def control(self, key: str, request: mansrtsp.Control) -> None:
@@ -346,6 +358,7 @@ class GbStreams:
         start: int = 0,
         stop: int = 0,
         speed: int | None = None,
+        download: DownloadTarget | None = None,
     ) -> StreamSession:
         server = self._server()
         if server is None:
@@ -363,7 +376,18 @@ class GbStreams:
         ssrc = sdp.make_ssrc(history, realm, next(self._seq) % 10000)
         now = self._clock()
         session = StreamSession(
-            key, route, kind, transport, port, ssrc, now, now, start=start, stop=stop, to=to
+            key,
+            route,
+            kind,
+            transport,
+            port,
+            ssrc,
+            now,
+            now,
+            start=start,
+            stop=stop,
+            to=to,
+            download=download,
         )
         self._sessions[key] = session
         self.opened += 1
@@ -463,6 +487,7 @@ class GbStreams:
             channel_id=session.key,
             url=f"rtp://{_host(bind)}:{port}?{query}",
             plan=session.route.plan if live else OFF_PLAN,
+            download=session.download,
         )
 
     async def _teardown(self, session: StreamSession, reason: str, *, bye: bool = True) -> None:
@@ -470,6 +495,8 @@ class GbStreams:
             return
         session.ended = reason
         self.closed += 1
+        for listener in list(self.ended_listeners):
+            listener(session, reason)
         log.info("GB/T 28181: stream %s closed: %s", session.key, reason)
         server = self._server()
         if server is not None and session.call_id is not None:
@@ -590,6 +617,8 @@ class GbStreams:
             watched = channel is not None and channel.consumers > 1
             if watched or (session.kind is sdp.SessionType.PLAY and session.route.records):
                 continue
+            if session.download is not None:
+                continue  # a download runs until the device is done (or stops sending)
             await self._teardown(session, "nobody watches")
         server = self._server()
         for route in recorded.values():

@@ -6,9 +6,11 @@ in front (``movflags=faststart``), so the file plays in any player and from the 
 download. Its SHA-256 goes into the export's row and into the audit record (``video.export``,
 with the reason), so a copy handed over later can be checked against the tamper-evident log.
 
-The export runs synchronously within the request for now: remuxing is I/O-bound and fast, but a
-long range of a high bit-rate camera keeps the request open for a while; a job queue with
-progress is the next step.
+A platform export runs within the request (remuxing is I/O-bound and fast). An export that
+takes longer, a download from a GB/T 28181 device at its download speed, is a job: its row
+says ``running`` with a progress, then ``done``, ``partial`` (the device sent less than the
+range) or ``failed``; the file is hashed and audited when it is finished
+(``begin_job``/``finish_job``, driven by gb28181/downloads.py).
 """
 
 from __future__ import annotations
@@ -16,18 +18,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import av
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from xueliang.access.audit import AuditLog
 from xueliang.access.permissions import Permission
 from xueliang.access.principal import Principal
-from xueliang.core.errors import NotFound
+from xueliang.core.errors import Conflict, NotFound, PermissionDenied
 from xueliang.core.text import reject_nul
 from xueliang.media.playback import RangeRemux, check_range
 from xueliang.media.segments import SegmentIndex
@@ -65,17 +69,35 @@ class ExportRequest(BaseModel):
         return value
 
 
+ExportStatus = Literal["running", "done", "partial", "failed"]
+FINISHED: tuple[ExportStatus, ...] = ("done", "partial")  # a file to hand out
+
+
 class ExportView(BaseModel):
     id: int
     channel_id: str
     start: datetime
     end: datetime
     bytes: int
-    sha256: str
-    url: str
+    sha256: str = Field(description="SHA-256 of the file; empty while the export runs")
+    url: str | None = Field(description="Where to fetch the file; none until it is finished")
+    source: Literal["platform", "device"] = Field(
+        description="platform: from the platform's recordings; device: downloaded from a "
+        "GB/T 28181 device's own recording"
+    )
+    status: ExportStatus = Field(
+        description="running, done, partial (the device sent less than the range) or failed"
+    )
+    progress: float = Field(description="0 … 1")
+    error: str | None = None
+    reason: str
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None = None
 
 
 def export_view(row: Export) -> ExportView:
+    status = cast(ExportStatus, row.status)
     return ExportView(
         id=row.pk,
         channel_id=row.channel_id,
@@ -83,8 +105,27 @@ def export_view(row: Export) -> ExportView:
         end=row.end,
         bytes=row.bytes,
         sha256=row.sha256,
-        url=f"/api/v1/exports/{row.pk}/file",
+        url=f"/api/v1/exports/{row.pk}/file" if status in FINISHED else None,
+        source=cast(Literal["platform", "device"], row.source),
+        status=status,
+        progress=row.progress,
+        error=row.error,
+        reason=row.reason,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ExportJob:
+    """An export that runs for a while (a device download): its row and the file it writes."""
+
+    id: int
+    channel_id: str
+    part: Path  # written while running; renamed to ``path`` when finished
+    path: Path
+    principal: Principal  # who asked: the finished export is audited in their name
 
 
 def sha256_of(path: Path) -> str:
@@ -139,6 +180,7 @@ class ExportService:
                     bytes=size,
                     sha256=digest,
                     created_by=principal.username,
+                    finished_at=datetime.now(UTC),
                 )
                 s.add(row)
                 s.flush()
@@ -162,6 +204,155 @@ class ExportService:
             path.unlink(missing_ok=True)  # not recorded, so not handed out
             raise
 
+    # --- jobs ----------------------------------------------------------------------------------
+
+    def begin_job(
+        self,
+        principal: Principal,
+        channel_id: str,
+        start: datetime,
+        end: datetime,
+        reason: str,
+        *,
+        source: Literal["device"] = "device",
+    ) -> ExportJob:
+        """A running export's row (the caller checked permission and scope); the file is
+        audited when it is finished (``finish_job``), the request is audited now."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = f"{channel_id}-{stamp}-{source}-{secrets.token_hex(4)}.mp4"
+        with self._db.transaction() as s:
+            row = Export(
+                channel_id=channel_id,
+                start=start,
+                end=end,
+                reason=reason,
+                file=name,
+                bytes=0,
+                sha256="",
+                created_by=principal.username,
+                source=source,
+                status="running",
+                progress=0.0,
+            )
+            s.add(row)
+            s.flush()
+            self._audit.append(
+                s,
+                principal,
+                "video.export.begin",
+                target=f"channel:{channel_id}",
+                reason=reason,
+                detail={
+                    "export": row.pk,
+                    "source": source,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                },
+            )
+            job_id = row.pk
+        path = self.root / name
+        return ExportJob(job_id, channel_id, path.with_suffix(".part"), path, principal)
+
+    def progress(self, export_id: int, fraction: float, size: int) -> None:
+        with self._db.transaction() as s:
+            row = s.get(Export, export_id)
+            if row is not None and row.status == "running":
+                row.progress = max(0.0, min(1.0, fraction))
+                row.bytes = size
+
+    def finish_job(
+        self, job: ExportJob, *, complete: bool, fraction: float, error: str | None = None
+    ) -> ExportView:
+        """The job's file is closed: hash it, hand it out (done or partial) and audit it with
+        its SHA-256; a job without a file (or with an empty one) failed."""
+        size = job.part.stat().st_size if job.part.is_file() else 0
+        digest = ""
+        if size > 0:
+            digest = sha256_of(job.part)
+            job.part.rename(job.path)
+        else:
+            job.part.unlink(missing_ok=True)
+        status: ExportStatus = "failed" if size == 0 else "done" if complete else "partial"
+        if status == "failed" and error is None:
+            error = "nothing was received"
+        with self._db.transaction() as s:
+            row = s.get(Export, job.id)
+            if row is None:
+                raise NotFound(f"export {job.id} not found")
+            row.status = status
+            row.progress = 1.0 if complete else max(0.0, min(1.0, fraction))
+            row.bytes = size
+            row.sha256 = digest
+            row.error = error
+            row.finished_at = datetime.now(UTC)
+            self._audit.append(
+                s,
+                job.principal,
+                "video.export" if status != "failed" else "video.export.failed",
+                target=f"channel:{job.channel_id}",
+                reason=row.reason,
+                detail={
+                    "export": row.pk,
+                    "source": row.source,
+                    "status": status,
+                    "sha256": digest,
+                    "bytes": size,
+                    "start": row.start.isoformat(),
+                    "end": row.end.isoformat(),
+                    "file": row.file,
+                    "error": error,
+                },
+            )
+            return export_view(row)
+
+    def fail_running(self, why: str) -> int:
+        """Jobs left running by a stopped platform are failed (their devices stopped sending
+        when the platform went): run at start. Returns how many."""
+        with self._db.transaction() as s:
+            rows = list(s.scalars(select(Export).where(Export.status == "running")))
+            for row in rows:
+                row.status = "failed"
+                row.error = why
+                row.finished_at = datetime.now(UTC)
+                (self.root / row.file).with_suffix(".part").unlink(missing_ok=True)
+            return len(rows)
+
+    def get(self, principal: Principal, export_id: int) -> ExportView:
+        principal.require(Permission.VIDEO_EXPORT)
+        with self._db.read() as s:
+            row = s.scalar(select(Export).where(Export.pk == export_id))
+            if row is None:
+                raise NotFound(f"export {export_id} not found")
+            self._visible(s, principal, row)
+            return export_view(row)
+
+    def recent(self, principal: Principal, *, limit: int = 100) -> list[ExportView]:
+        """The newest exports the principal may see (their channels'; a deleted camera's:
+        admins only)."""
+        principal.require(Permission.VIDEO_EXPORT)
+        out: list[ExportView] = []
+        with self._db.read() as s:
+            rows = s.scalars(select(Export).order_by(Export.pk.desc()).limit(limit * 4))
+            for row in rows:
+                try:
+                    self._visible(s, principal, row)
+                except (NotFound, PermissionDenied):
+                    continue
+                out.append(export_view(row))
+                if len(out) >= limit:
+                    break
+        return out
+
+    @staticmethod
+    def _visible(s: Session, principal: Principal, row: Export) -> None:
+        gone = s.scalar(select(Channel.pk).where(Channel.gb_id == row.channel_id)) is None
+        if gone and principal.scope.everything:
+            return
+        if gone:
+            raise NotFound(f"export {row.pk} not found")
+        visible_channel(s, principal, row.channel_id)
+
     def open_for_download(self, principal: Principal, export_id: int) -> tuple[Path, str]:
         """(file, download name) of an export the principal may fetch; audited."""
         principal.require(Permission.VIDEO_EXPORT)
@@ -169,9 +360,9 @@ class ExportService:
             row = s.scalar(select(Export).where(Export.pk == export_id))
             if row is None:
                 raise NotFound(f"export {export_id} not found")
-            gone = s.scalar(select(Channel.pk).where(Channel.gb_id == row.channel_id)) is None
-            if not (gone and principal.scope.everything):
-                visible_channel(s, principal, row.channel_id)  # a deleted camera's: admins only
+            self._visible(s, principal, row)  # a deleted camera's: admins only
+            if row.status not in FINISHED:
+                raise Conflict(f"export {export_id} is {row.status}: it has no file to fetch")
             path = self.root / row.file
             if not path.is_file():
                 raise NotFound(f"the file of export {export_id} is missing")

@@ -52,11 +52,16 @@ def _seconds(packet: Packet) -> float | None:
 
 class _Open:
     def __init__(
-        self, path: Path, rel: str, streams: Sequence[StreamInfo], start: datetime
+        self,
+        path: Path,
+        rel: str,
+        streams: Sequence[StreamInfo],
+        start: datetime,
+        options: dict[str, str],
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.rel, self.start = path, rel, start
-        self.container = av.open(str(path), "w", format="mp4", options=MP4_OPTIONS)
+        self.container = av.open(str(path), "w", format="mp4", options=options)
         self.map: dict[int, av.stream.Stream] = {}
         self.transcoders: dict[int, G711ToAac] = {}
         self.aligned: set[int] = set()  # audio streams past the first video frame
@@ -83,7 +88,11 @@ class _Open:
 
 
 class SegmentRecorder:
-    """A hub consumer writing one channel's segments and reporting each closed one."""
+    """A hub consumer writing one channel's segments and reporting each closed one.
+
+    ``name`` places a segment under ``root`` (by channel and start); ``options`` are the MP4
+    muxer's. A download writes a single file (``segment_seconds`` infinite, a fixed name and a
+    regular MP4 with its index in front): see download.py."""
 
     def __init__(
         self,
@@ -92,11 +101,15 @@ class SegmentRecorder:
         *,
         segment_seconds: float,
         on_segment: Callable[[SegmentClosed], None],
+        name: Callable[[str, datetime], str] = segment_path,
+        options: dict[str, str] | None = None,
     ) -> None:
         self._root = root
         self._channel_id = channel_id
         self._segment_seconds = segment_seconds
         self._on_segment = on_segment
+        self._name = name
+        self._options = MP4_OPTIONS if options is None else options
         self._streams: list[StreamInfo] = []
         self._video: StreamInfo | None = None
         self._open: _Open | None = None
@@ -175,6 +188,14 @@ class SegmentRecorder:
     def stop(self) -> None:
         self._close()
 
+    @property
+    def written_seconds(self) -> float:
+        """Media time in the segment in progress (0 before its first frame)."""
+        seg = self._open
+        if seg is None or seg.first_time is None or seg.last_time is None:
+            return 0.0
+        return seg.last_time - seg.first_time + seg.frame_dur
+
     def _transcode(self, seg: _Open, index: int, transcoder: G711ToAac, packet: Packet) -> None:
         try:
             encoded = transcoder.feed(packet, seg.first_time)
@@ -212,8 +233,8 @@ class SegmentRecorder:
 
     def _begin(self, packet: Packet, wallclock: float) -> None:
         start = datetime.fromtimestamp(wallclock, UTC)
-        rel = segment_path(self._channel_id, start)
-        self._open = _Open(self._root / rel, rel, self._streams, start)
+        rel = self._name(self._channel_id, start)
+        self._open = _Open(self._root / rel, rel, self._streams, start, self._options)
         self.failed = None
 
     def _close(self) -> None:

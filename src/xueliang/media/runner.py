@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from xueliang.media.download import DownloadWriter
 from xueliang.media.hub import ChannelHub, KeyFrame
 from xueliang.media.ingest import Backoff, ChannelIngest
 from xueliang.media.ipc import ChannelStats
@@ -31,10 +32,17 @@ JOIN_SECONDS = 15.0
 
 
 class _Running:
-    def __init__(self, ingest: ChannelIngest, recorder: SegmentRecorder, gate: RecordingGate):
+    def __init__(
+        self,
+        ingest: ChannelIngest,
+        recorder: SegmentRecorder,
+        gate: RecordingGate,
+        download: DownloadWriter | None = None,
+    ):
         self.ingest = ingest
         self.recorder = recorder
         self.gate = gate
+        self.download = download
 
 
 class ChannelRunner:
@@ -90,8 +98,12 @@ class ChannelRunner:
         )
         gate = RecordingGate(recorder, spec.plan)
         hub.subscribe(gate)
+        download = None
+        if spec.download is not None:
+            download = DownloadWriter(spec.channel_id, spec.download, self._emit)
+            hub.subscribe(download)
         ingest = ChannelIngest(spec, hub, self._emit, backoff=Backoff(cap=self._backoff_cap))
-        self._running[spec.channel_id] = _Running(ingest, recorder, gate)
+        self._running[spec.channel_id] = _Running(ingest, recorder, gate, download)
         ingest.start()
 
     def _stop_all(self, channel_ids: Sequence[str]) -> None:
@@ -105,6 +117,8 @@ class ChannelRunner:
             if run.ingest.is_alive():
                 log.error("channel %s: ingest did not stop in time", run.ingest.spec.channel_id)
             run.ingest.hub.unsubscribe(run.gate)  # closes the segment in progress
+            if run.download is not None:
+                run.ingest.hub.unsubscribe(run.download)  # finishes the file
 
     def _forget(self, channel_id: str) -> None:
         fan = self._live.pop(channel_id, None)

@@ -318,9 +318,16 @@ class Export(Base):
     # Relative to the exports directory.
     file: Mapped[str] = mapped_column(String(256), unique=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))  # empty until the file is finished
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    # "platform": remuxed from the platform's recordings; "device": downloaded from a GB/T
+    # 28181 device's own recording (a job: running, then done, partial or failed).
+    source: Mapped[str] = mapped_column(String(16), default="platform", server_default="platform")
+    status: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    progress: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Base):

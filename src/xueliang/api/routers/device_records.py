@@ -1,7 +1,8 @@
 """Recordings kept on GB/T 28181 devices (NVRs, cameras with cards): search them (RecordInfo),
 play a range back (a Playback INVITE: the stream is watched like live, from its media worker,
-under a single-use ticket), steer it (MANSRTSP: pause, resume, seek, speed) and end it. Every
-search and playback is audited."""
+under a single-use ticket), steer it (MANSRTSP: pause, resume, seek, speed) and end it, or
+download a range into an evidence export (a Download INVITE at a multiple of real time; the
+export runs as a job: GET /exports/{id}). Every search, playback and download is audited."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from xueliang.access.permissions import Permission
 from xueliang.access.principal import Principal
@@ -19,9 +20,12 @@ from xueliang.api.deps import PlatformDep, PrincipalDep
 from xueliang.api.errors import ERROR_RESPONSES
 from xueliang.app import Platform
 from xueliang.core.errors import DeviceError, InvalidInput, NotFound
+from xueliang.core.text import reject_nul
 from xueliang.gb28181 import manscdp, mansrtsp
+from xueliang.gb28181.downloads import DEFAULT_SPEED, MAX_SPEED
 from xueliang.gb28181.endpoint import DeviceRefused
 from xueliang.gb28181.streams import ChannelRoute
+from xueliang.media.export import MIN_REASON, ExportView
 
 router = APIRouter(tags=["GB/T 28181 device recordings"], responses=ERROR_RESPONSES)
 ChannelId = Annotated[str, Path(max_length=20, description="20-digit GB/T 28181 ID")]
@@ -52,6 +56,28 @@ class PlaybackSessionView(BaseModel):
     session: str = Field(description="The playback's key: steer and end it with this")
     url: str | None = Field(description="Single-use ws:// address of the stream (fMP4 for MSE)")
     expires_at: datetime | None
+
+
+class DownloadRequest(BaseModel):
+    start: datetime = Field(description="ISO 8601 with zone")
+    end: datetime = Field(description="ISO 8601 with zone; at most 24 hours after start")
+    reason: str = Field(
+        max_length=500, description="Why the video leaves the platform (case number, request)"
+    )
+    speed: int = Field(
+        default=DEFAULT_SPEED,
+        ge=1,
+        le=MAX_SPEED,
+        description="Multiple of real time the device sends at (a=downloadspeed)",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        value = reject_nul(value).strip()
+        if len(value) < MIN_REASON:
+            raise ValueError(f"a reason of at least {MIN_REASON} characters is required")
+        return value
 
 
 class ControlRequest(BaseModel):
@@ -245,3 +271,36 @@ async def control_playback(
 async def end_playback(session: SessionKey, p: PlatformDep, principal: PrincipalDep) -> None:
     await asyncio.to_thread(_owned, p, principal, session)
     await p.gb28181.streams.close(session, "ended by the viewer")
+
+
+@router.post(
+    "/channels/{channel_id}/device-download",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Download a range recorded on the channel's GB/T 28181 device into an evidence "
+    "export (runs as a job; audited with the reason and, when finished, the SHA-256)",
+)
+async def device_download(
+    channel_id: ChannelId, body: DownloadRequest, p: PlatformDep, principal: PrincipalDep
+) -> ExportView:
+    await asyncio.to_thread(_download_checks, p, principal, channel_id, body)
+    downloads = p.gb28181.downloads
+    if downloads is None:
+        raise DeviceError("the GB/T 28181 server is not running")
+    try:
+        return await downloads.begin(
+            principal, channel_id, body.start, body.end, body.reason, speed=body.speed
+        )
+    except LookupError:
+        raise NotFound(f"channel {channel_id} is not a GB/T 28181 channel") from None
+
+
+def _download_checks(
+    p: Platform, principal: Principal, channel_id: str, body: DownloadRequest
+) -> None:
+    principal.require(Permission.VIDEO_EXPORT)
+    p.channels.get(principal, channel_id)  # scope: PermissionDenied / NotFound
+    _zoned(body.start, body.end)
+    if body.end <= body.start or body.end - body.start > timedelta(days=1):
+        raise InvalidInput("the range must end after it starts and span at most a day")
+    if p.gb28181.routes.route(channel_id) is None:
+        raise NotFound(f"channel {channel_id} is not a GB/T 28181 channel")
