@@ -8,10 +8,7 @@ with a retry. Screenshots go to test-artifacts/console/."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,11 +19,14 @@ from playwright.sync_api import Browser, Page, Route
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.support.server import serve
+from tests.support.gb import (
+    gb_platform,
+    registered_channels,
+    simulator_process,
+    unregistered_channel,
+)
 from tests.support.wait import wait_until
 from tests.test_console_browser import VIEWPORT, needs_build, shot, sign_in
-from tests.test_gb_streams import registered_channels
-from xueliang.api.app import create_app
 from xueliang.app import Platform
 
 pytestmark = [pytest.mark.media, needs_build]
@@ -40,42 +40,14 @@ PLAYBACK_CLOCK = "document.querySelector('[data-test=playback-video]').currentTi
 @pytest.fixture
 def gb(platform: Platform) -> Iterator[tuple[Platform, str]]:
     """The platform with its SIP server and media workers, served by uvicorn (console and API)."""
-    platform.settings.gb28181.enabled = True
-    platform.settings.gb28181.keepalive_seconds = 2.0
-    platform.gb28181.streams.idle_seconds = 1.0
-    platform.media.segment_seconds = 1.0
-    platform.media.backoff_cap = 0.5
-    platform.media.start()
-    try:
-        with serve(create_app(platform)) as base:
-            yield platform, base
-    finally:
-        platform.media.stop()
+    with gb_platform(platform, media=True) as base:
+        yield platform, base
 
 
 @pytest.fixture
 def simulator(gb: tuple[Platform, str]) -> Iterator[subprocess.Popen[str]]:
-    platform = gb[0]
-    server = platform.gb28181.server
-    assert server is not None
-    sim = subprocess.Popen(
-        [
-            sys.executable, "-m", "xueliang", "simulate", "gb28181",
-            "--server", f"127.0.0.1:{server.port}",
-            "--server-id", platform.gb28181.platform_id, "--domain", platform.gb28181.domain,
-            "--password", platform.data.gb28181_password(),
-            "--devices", "1", "--channels", "2", "--keepalive", "2",
-            "--local-ip", "127.0.0.1", "--size", "320x180",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
+    with simulator_process(gb[0]) as sim:  # an NVR of two channels
         yield sim
-    finally:
-        os.kill(sim.pid, signal.SIGKILL)
-        sim.wait()
 
 
 # Where each video stands, to say why when it does not advance.
@@ -215,17 +187,7 @@ def test_an_unregistered_gb_channel_says_why_in_its_tile_and_can_retry(
     gb: tuple[Platform, str], browser: Browser, client: TestClient, admin_headers: dict[str, str]
 ) -> None:
     platform, base = gb
-    r = client.post(
-        "/api/v1/devices",
-        json={"protocol": "gb28181", "name": "未注册NVR", "kind": "nvr"},
-        headers=admin_headers,
-    )
-    assert r.status_code == 201, r.text
-    r = client.post(
-        "/api/v1/channels", json={"device": r.json()["id"], "name": "东门"}, headers=admin_headers
-    )
-    assert r.status_code == 201, r.text
-    channel = r.json()["id"]
+    channel = unregistered_channel(client, admin_headers, "未注册NVR", "东门")
 
     page = browser.new_page(viewport=VIEWPORT)
     sockets: list[str] = []

@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.gb import gb_platform
 from tests.support.rtsp_peer import free_port
-from tests.support.server import serve
 from tests.support.wait import wait_until
 from tests.test_gb_server import CHANNELS, DEVICE, register, sipp_args
 from xueliang.access.principal import SYSTEM
-from xueliang.api.app import create_app
 from xueliang.app import Platform
 from xueliang.gb28181 import manscdp
 from xueliang.registry.schemas import DeviceCreate
@@ -29,9 +28,7 @@ NORTH = "3402000000" + "216" + "000000" + "2"
 
 @pytest.fixture
 def gb(platform: Platform) -> Iterator[Platform]:
-    platform.settings.gb28181.enabled = True
-    platform.settings.gb28181.keepalive_seconds = 60.0
-    with serve(create_app(platform)):
+    with gb_platform(platform, keepalive=60.0):
         yield platform
 
 

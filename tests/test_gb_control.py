@@ -10,7 +10,6 @@ another loop than the SIP server's: the control path has to cross over.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,18 +17,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import login
-from tests.support.server import serve
+from tests.support.gb import SimThread, gb_platform, online_channels, sim_thread
 from tests.support.wait import wait_until
 from xueliang.access.principal import SYSTEM
 from xueliang.access.schemas import ScopeSpec, UserCreate
-from xueliang.api.app import create_app
 from xueliang.app import Platform
 from xueliang.core.errors import DeviceUnreachable, InvalidInput
 from xueliang.gb28181 import manscdp
 from xueliang.gb28181 import ptz as codec
 from xueliang.gb28181.control import GbControl, GbPtzDriver, preset_number, ptz_move
 from xueliang.gb28181.simulator.device import Device
-from xueliang.gb28181.simulator.runner import RunnerSettings, SimulatorRunner
 from xueliang.ptz.commands import Move
 from xueliang.ptz.driver import PtzTarget
 
@@ -37,69 +34,17 @@ API = "/api/v1"
 PASSWORD = "Viewer-Passw0rd-1"
 
 
-class SimThread:
-    """A SimulatorRunner on its own event loop in a thread."""
-
-    def __init__(self, settings: RunnerSettings) -> None:
-        self._settings = settings
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
-        self.runner: SimulatorRunner | None = None
-
-    def _main(self) -> None:
-        self._loop.run_until_complete(self._run())
-        self._loop.close()
-
-    async def _run(self) -> None:
-        self.runner = SimulatorRunner(self._settings)
-        self._stop = asyncio.Event()
-        await self.runner.open()
-        self._ready.set()
-        await self.runner.run(self._stop)
-
-    def start(self) -> Device:
-        self._thread.start()
-        assert self._ready.wait(30), "the simulator did not open its sockets"
-        assert self.runner is not None
-        return self.runner.devices[0]
-
-    def stop(self) -> None:
-        if self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-
-
 @pytest.fixture
 def gb(platform: Platform) -> Iterator[Platform]:
-    platform.settings.gb28181.enabled = True
-    platform.settings.gb28181.keepalive_seconds = 2.0
-    with serve(create_app(platform)):
+    with gb_platform(platform):
         yield platform
 
 
 @pytest.fixture
 def sim(gb: Platform) -> Iterator[SimThread]:
-    server = gb.gb28181.server
-    assert server is not None
-    thread = SimThread(
-        RunnerSettings(
-            server=("127.0.0.1", server.port),
-            server_id=gb.gb28181.platform_id,
-            domain=gb.gb28181.domain,
-            password=gb.data.gb28181_password(),
-            devices=1,
-            channels=2,  # an NVR: channel 1 a dome, channel 2 fixed
-            keepalive=2.0,
-            bind_host="127.0.0.1",
-            advertise_host="127.0.0.1",
-        )
-    )
-    try:
+    # An NVR: channel 1 a dome, channel 2 fixed.
+    with sim_thread(gb, channels=2, keepalive=2.0) as thread:
         yield thread
-    finally:
-        thread.stop()
 
 
 @pytest.fixture
@@ -107,24 +52,10 @@ def device(sim: SimThread) -> Device:
     return sim.start()
 
 
-def _channels(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
-    r = client.get(f"{API}/channels", headers=headers)
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
-
-
 @pytest.fixture
 def dome(device: Device, client: TestClient, admin_headers: dict[str, str]) -> dict[str, Any]:
     """The NVR's dome channel, registered and online."""
-    found: list[dict[str, Any]] = []
-
-    def arrived() -> bool:
-        found[:] = [c for c in _channels(client, admin_headers) if c["status"] == "online"]
-        return len(found) == 2
-
-    wait_until(arrived, 30, "the simulated NVR's two channels")
-    (ch,) = [c for c in found if c["ptz"]]
+    (ch,) = [c for c in online_channels(client, admin_headers) if c["ptz"]]
     assert ch["device_id"] == device.config.device_id
     return ch
 
@@ -183,11 +114,7 @@ def test_speeds_scale_to_the_ptzcmd_bytes_and_presets_are_numbers() -> None:
 
 
 def test_move_then_stop_reach_the_device_as_ptzcmd_bytes(
-    gb: Platform,
-    device: Device,
-    dome: dict[str, Any],
-    client: TestClient,
-    admin_headers: dict[str, str],
+    device: Device, dome: dict[str, Any], client: TestClient, admin_headers: dict[str, str]
 ) -> None:
     remote = device.config.channels[0].channel_id
     r = _ptz(client, admin_headers, dome["id"], action="move", pan=0.5, tilt=1, zoom=-1, timeout=5)

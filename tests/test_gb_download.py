@@ -9,7 +9,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,9 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.ffprobe import video_stream
-from tests.support.server import serve
+from tests.support.gb import gb_platform, online_channels, simulator_process, unregistered_channel
 from tests.support.wait import wait_until
-from xueliang.api.app import create_app
 from xueliang.app import Platform
 
 pytestmark = pytest.mark.media
@@ -29,53 +27,19 @@ pytestmark = pytest.mark.media
 
 @pytest.fixture
 def gb(platform: Platform) -> Iterator[Platform]:
-    platform.settings.gb28181.enabled = True
-    platform.settings.gb28181.keepalive_seconds = 2.0
-    platform.gb28181.streams.idle_seconds = 1.0
-    platform.media.segment_seconds = 1.0
-    platform.media.backoff_cap = 0.5
-    platform.media.start()
-    try:
-        with serve(create_app(platform)):
-            yield platform
-    finally:
-        platform.media.stop()
+    with gb_platform(platform, media=True):
+        yield platform
 
 
 @pytest.fixture
 def simulator(gb: Platform) -> Iterator[subprocess.Popen[str]]:
-    server = gb.gb28181.server
-    assert server is not None
-    sim = subprocess.Popen(
-        [
-            sys.executable, "-m", "xueliang", "simulate", "gb28181",
-            "--server", f"127.0.0.1:{server.port}",
-            "--server-id", gb.gb28181.platform_id, "--domain", gb.gb28181.domain,
-            "--password", gb.data.gb28181_password(),
-            "--devices", "1", "--channels", "1", "--keepalive", "2",
-            "--local-ip", "127.0.0.1", "--size", "320x180",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
+    with simulator_process(gb, channels=1) as sim:  # a camera of one channel
         yield sim
-    finally:
-        os.kill(sim.pid, signal.SIGKILL)
-        sim.wait()
 
 
 def online_channel(client: TestClient, headers: dict[str, str]) -> str:
-    found: list[str] = []
-
-    def arrived() -> bool:
-        items = client.get("/api/v1/channels", headers=headers).json()["items"]
-        found[:] = [c["id"] for c in items if c["status"] == "online"]
-        return len(found) == 1
-
-    wait_until(arrived, 30, "the simulated camera's channel")
-    return found[0]
+    (channel,) = online_channels(client, headers, 1, "the simulated camera's channel")
+    return str(channel["id"])
 
 
 def export_of(client: TestClient, headers: dict[str, str], export_id: int) -> dict[str, Any]:
@@ -203,17 +167,7 @@ def test_downloads_that_cannot_start_are_refused_and_recorded(
     gb: Platform, client: TestClient, admin_headers: dict[str, str]
 ) -> None:
     # A GB channel whose device is not registered: the INVITE cannot be sent.
-    r = client.post(
-        "/api/v1/devices",
-        json={"protocol": "gb28181", "name": "离线 NVR", "kind": "nvr"},
-        headers=admin_headers,
-    )
-    assert r.status_code == 201, r.text
-    r = client.post(
-        "/api/v1/channels", json={"device": r.json()["id"], "name": "东门"}, headers=admin_headers
-    )
-    assert r.status_code == 201, r.text
-    channel = r.json()["id"]
+    channel = unregistered_channel(client, admin_headers, "离线 NVR", "东门")
     start = datetime.now(UTC) - timedelta(hours=1)
     body = {"start": start.isoformat(), "end": (start + timedelta(minutes=1)).isoformat()}
     r = client.post(

@@ -15,13 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.ffprobe import video_stream
+from tests.support.gb import gb_platform
 from tests.support.rtsp_peer import free_port
-from tests.support.server import serve
 from tests.support.wait import wait_until
 from tests.test_gb_rtp_source import Sender, gb_layout
 from tests.test_gb_rtp_source import media as media  # the module's FFmpeg-made streams
 from tests.test_gb_server import CHANNELS, answering, register, sipp_args
-from xueliang.api.app import create_app
 from xueliang.app import Platform
 
 pytestmark = pytest.mark.media
@@ -29,17 +28,9 @@ pytestmark = pytest.mark.media
 
 @pytest.fixture
 def gb(platform: Platform) -> Iterator[Platform]:
-    platform.settings.gb28181.enabled = True
-    platform.settings.gb28181.keepalive_seconds = 60.0  # SIPp keeps alive once: stay online
-    platform.media.segment_seconds = 1.0
-    platform.media.backoff_cap = 0.5
-    platform.gb28181.streams.idle_seconds = 1.0
-    platform.media.start()
-    try:
-        with serve(create_app(platform)):
-            yield platform
-    finally:
-        platform.media.stop()
+    # SIPp keeps alive once: with a long keepalive it stays online.
+    with gb_platform(platform, keepalive=60.0, media=True):
+        yield platform
 
 
 def test_sipp_camera_answers_the_invite_and_its_ps_stream_records_and_plays(

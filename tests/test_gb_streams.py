@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +19,13 @@ from fastapi.testclient import TestClient
 from websockets.sync.client import connect
 
 from tests.support.ffprobe import video_stream
-from tests.support.server import serve
+from tests.support.gb import (
+    gb_platform,
+    registered_channels,
+    simulator_process,
+    unregistered_channel,
+)
 from tests.support.wait import wait_until
-from xueliang.api.app import create_app
 from xueliang.app import Platform
 
 pytestmark = pytest.mark.media
@@ -30,58 +33,14 @@ pytestmark = pytest.mark.media
 
 @pytest.fixture
 def gb(platform: Platform) -> Iterator[Platform]:
-    platform.settings.gb28181.enabled = True
-    platform.settings.gb28181.keepalive_seconds = 2.0
-    platform.gb28181.streams.idle_seconds = 1.0
-    platform.media.segment_seconds = 1.0
-    platform.media.backoff_cap = 0.5
-    platform.media.start()
-    try:
-        with serve(create_app(platform)):
-            yield platform
-    finally:
-        platform.media.stop()
+    with gb_platform(platform, media=True):
+        yield platform
 
 
 @pytest.fixture
 def simulator(gb: Platform) -> Iterator[subprocess.Popen[str]]:
-    server = gb.gb28181.server
-    assert server is not None
-    sim = subprocess.Popen(
-        [
-            sys.executable, "-m", "xueliang", "simulate", "gb28181",
-            "--server", f"127.0.0.1:{server.port}",
-            "--server-id", gb.gb28181.platform_id, "--domain", gb.gb28181.domain,
-            "--password", gb.data.gb28181_password(),
-            "--devices", "1", "--channels", "2", "--keepalive", "2",
-            "--local-ip", "127.0.0.1", "--size", "320x180",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
+    with simulator_process(gb) as sim:  # an NVR of two channels
         yield sim
-    finally:
-        os.kill(sim.pid, signal.SIGKILL)
-        sim.wait()
-
-
-def channels_of(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
-    """Every channel (the simulator's are the only ones)."""
-    items: list[dict[str, Any]] = client.get("/api/v1/channels", headers=headers).json()["items"]
-    return items
-
-
-def registered_channels(client: TestClient, headers: dict[str, str]) -> list[str]:
-    found: list[str] = []
-
-    def arrived() -> bool:
-        found[:] = [c["id"] for c in channels_of(client, headers) if c["status"] == "online"]
-        return len(found) == 2
-
-    wait_until(arrived, 30, "the simulated NVR's two channels")
-    return sorted(found)
 
 
 def watch(url: str, frames: int, out: Path) -> dict[str, Any]:
@@ -164,17 +123,7 @@ def test_one_stream_serves_every_viewer_and_churn_leaks_nothing(
 def test_offline_device_and_unknown_channel_say_why(
     gb: Platform, client: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    r = client.post(
-        "/api/v1/devices",
-        json={"protocol": "gb28181", "name": "nvr", "kind": "nvr"},
-        headers=admin_headers,
-    )
-    assert r.status_code == 201, r.text
-    r = client.post(
-        "/api/v1/channels", json={"device": r.json()["id"], "name": "gate"}, headers=admin_headers
-    )
-    assert r.status_code == 201, r.text
-    channel = r.json()["id"]
+    channel = unregistered_channel(client, admin_headers, "nvr", "gate")
     r = client.post(f"/api/v1/channels/{channel}/live/ticket", headers=admin_headers)
     assert r.status_code == 422
     error = r.json()["error"]

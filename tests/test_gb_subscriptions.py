@@ -11,10 +11,8 @@ every SUBSCRIBE is asked once per topic and then left alone.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,16 +20,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import TOWN_A, TOWN_B, login
-from tests.support.server import serve
+from tests.support.gb import SimThread, gb_platform, sim_thread
 from tests.support.wait import wait_until
 from xueliang.access.principal import SYSTEM
 from xueliang.access.schemas import ScopeSpec, UserCreate
-from xueliang.api.app import create_app
 from xueliang.app import Platform
 from xueliang.gb28181 import manscdp
 from xueliang.gb28181.simulator.catalog import Channel, channel_id, device_id, make_channels
 from xueliang.gb28181.simulator.device import Device, DeviceConfig, Output, Transmit
-from xueliang.gb28181.simulator.runner import RunnerSettings, SimulatorRunner
 from xueliang.gb28181.sip import (
     NameAddr,
     SipRequest,
@@ -264,80 +260,18 @@ def test_simulated_device_refreshes_ends_and_refuses_subscriptions() -> None:
 # --- through the platform ------------------------------------------------------------------------
 
 
-class SimThread:
-    """A SimulatorRunner on its own event loop in a thread."""
-
-    def __init__(self, settings: RunnerSettings) -> None:
-        self._settings = settings
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
-        self.runner: SimulatorRunner | None = None
-
-    def _main(self) -> None:
-        self._loop.run_until_complete(self._run())
-        self._loop.close()
-
-    async def _run(self) -> None:
-        self.runner = SimulatorRunner(self._settings)
-        self._stop = asyncio.Event()
-        await self.runner.open()
-        self._ready.set()
-        await self.runner.run(self._stop)
-
-    def start(self) -> Device:
-        self._thread.start()
-        assert self._ready.wait(30), "the simulator did not open its sockets"
-        assert self.runner is not None
-        return self.runner.devices[0]
-
-    def act(self, action: Callable[[Device, float], list[Output]]) -> None:
-        """Make the device do something, on the simulator's loop."""
-        assert self.runner is not None
-        self._loop.call_soon_threadsafe(self.runner.act, 0, action)
-
-    def stop(self) -> None:
-        if self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-
-
 @pytest.fixture
 def gb(platform: Platform) -> Iterator[Platform]:
-    platform.settings.gb28181.enabled = True
-    platform.settings.gb28181.keepalive_seconds = 2.0
     platform.settings.gb28181.position_interval = 1
     platform.gb28181.subscriptions.settle = 0.2
-    with serve(create_app(platform)):
+    with gb_platform(platform):
         yield platform
-
-
-def _sim(gb: Platform, **overrides: Any) -> SimThread:
-    server = gb.gb28181.server
-    assert server is not None
-    return SimThread(
-        RunnerSettings(
-            server=("127.0.0.1", server.port),
-            server_id=gb.gb28181.platform_id,
-            domain=gb.gb28181.domain,
-            password=gb.data.gb28181_password(),
-            devices=1,
-            keepalive=1.0,
-            bind_host="127.0.0.1",
-            advertise_host="127.0.0.1",
-            **overrides,
-        )
-    )
 
 
 @pytest.fixture
 def sim(gb: Platform) -> Iterator[SimThread]:
-    thread = _sim(gb, channels=2, mobile=True)
-    try:
+    with sim_thread(gb, channels=2, keepalive=1.0, mobile=True) as thread:
         yield thread
-    finally:
-        thread.stop()
 
 
 def _subscribed(gb: Platform, device: Device) -> None:
@@ -356,6 +290,18 @@ def _channels(client: TestClient, headers: dict[str, str]) -> dict[str, dict[str
     r = client.get(f"{API}/channels", headers=headers)
     assert r.status_code == 200, r.text
     return {c["id"]: c for c in r.json()["items"]}
+
+
+@pytest.fixture
+def device(
+    gb: Platform, sim: SimThread, client: TestClient, admin_headers: dict[str, str]
+) -> Device:
+    """The simulated NVR, registered, its two channels in the register, all three topics
+    subscribed."""
+    device = sim.start()
+    wait_until(lambda: len(_channels(client, admin_headers)) == 2, 30, "the NVR's channels")
+    _subscribed(gb, device)
+    return device
 
 
 def _events(client: TestClient, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
@@ -383,11 +329,8 @@ def _user(gb: Platform, client: TestClient, name: str, org: str) -> dict[str, st
 
 
 def test_alarms_become_events_seen_only_in_their_area(
-    gb: Platform, sim: SimThread, client: TestClient, admin_headers: dict[str, str]
+    gb: Platform, sim: SimThread, device: Device, client: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    device = sim.start()
-    wait_until(lambda: len(_channels(client, admin_headers)) == 2, 30, "the NVR's channels")
-    _subscribed(gb, device)
     first, second = (ch.channel_id for ch in device.config.channels)
     _towns(gb)
     gb.channels.update(SYSTEM, second, ChannelUpdate(org=TOWN_A))
@@ -426,11 +369,8 @@ def test_alarms_become_events_seen_only_in_their_area(
 
 
 def test_positions_make_a_track_and_move_the_channel(
-    gb: Platform, sim: SimThread, client: TestClient, admin_headers: dict[str, str]
+    gb: Platform, device: Device, client: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    device = sim.start()
-    wait_until(lambda: len(_channels(client, admin_headers)) == 2, 30, "the NVR's channels")
-    _subscribed(gb, device)
     ch = device.config.channels[0]
     url = f"{API}/channels/{ch.channel_id}/track"
 
@@ -470,11 +410,8 @@ def test_positions_make_a_track_and_move_the_channel(
 
 
 def test_catalogue_changes_add_and_remove_channels(
-    gb: Platform, sim: SimThread, client: TestClient, admin_headers: dict[str, str]
+    gb: Platform, sim: SimThread, device: Device, client: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    device = sim.start()
-    wait_until(lambda: len(_channels(client, admin_headers)) == 2, 30, "the NVR's channels")
-    _subscribed(gb, device)
     new = Channel(channel_id(DOMAIN, 50, 0, 1), "新增点位", 3, 120.2, 30.3)
     sim.act(lambda d, now: d.add_channel(now, new))
     wait_until(lambda: new.channel_id in _channels(client, admin_headers), 15, "the added channel")
@@ -500,8 +437,7 @@ def test_catalogue_changes_add_and_remove_channels(
 def test_a_device_refusing_subscriptions_is_asked_once(
     gb: Platform, client: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    thread = _sim(gb, channels=1, refuse_subscribe=405)
-    try:
+    with sim_thread(gb, channels=1, keepalive=1.0, refuse_subscribe=405) as thread:
         device = thread.start()
         subs = gb.gb28181.subscriptions
 
@@ -522,8 +458,6 @@ def test_a_device_refusing_subscriptions_is_asked_once(
         assert device.counters.subscribes == 3
         assert subs.sent == sent == 3
         assert device.registered
-    finally:
-        thread.stop()
 
 
 def test_subscriptions_are_refreshed_in_their_dialogs_and_made_anew_when_forgotten(
