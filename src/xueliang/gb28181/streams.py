@@ -61,6 +61,16 @@ BYE_TIMEOUT = 5.0
 BIND_WAIT = 10.0  # seconds a media worker may take to start listening
 
 
+SUB_MARK = "@"  # the media key of a channel's stream n > 0: "<channel>@<n>"
+MAX_STREAM_NUMBER = 9
+
+
+def stream_key(channel_id: str, stream: int = 0) -> str:
+    """The media plane's key for a channel's live stream: the channel ID for the main stream
+    (the one recorded), ``<channel>@<n>`` for stream n (1: the sub stream)."""
+    return channel_id if stream == 0 else f"{channel_id}{SUB_MARK}{stream}"
+
+
 class StreamFailed(DeviceError):
     """A stream from a GB/T 28181 device could not be had; the message says which step failed."""
 
@@ -107,6 +117,7 @@ class StreamSession:
     ready: bool = False  # negotiated and video arrived: from now on the reaper looks at it
     offline_since: float | None = None  # video stopped arriving (the ingest says why)
     download: DownloadTarget | None = None  # a Download: the file the stream goes into
+    stream: int = 0  # 2022's a=streamnumber: 0 main stream (recorded), 1 sub stream, …
 
     @property
     def channel_id(self) -> str:
@@ -130,6 +141,7 @@ class StreamView:
     start: int
     stop: int
     end_of_file: bool
+    stream: int = 0
 
 
 class GbStreams:
@@ -203,6 +215,7 @@ class GbStreams:
                 s.start,
                 s.stop,
                 s.end_of_file,
+                s.stream,
             )
             for s in self._sessions.values()
         ]
@@ -212,33 +225,42 @@ class GbStreams:
 
     # --- live ----------------------------------------------------------------------------------
 
-    async def play(self, channel_id: str, transport: MediaTransport | None = None) -> StreamSession:
-        """The channel's live session, opened if need be (then video is flowing when this
-        returns). StreamFailed says why not; LookupError when it is no GB channel."""
-        return await self._on_loop(self._play(channel_id, transport))
+    async def play(
+        self, channel_id: str, transport: MediaTransport | None = None, *, stream: int = 0
+    ) -> StreamSession:
+        """The channel's live session of ``stream`` (0 main, 1 sub, …), opened if need be
+        (then video is flowing when this returns); its ``key`` is what the media plane calls
+        it. StreamFailed says why not; LookupError when it is no GB channel."""
+        if not 0 <= stream <= MAX_STREAM_NUMBER:
+            raise StreamFailed(f"stream number {stream} is out of 0 … {MAX_STREAM_NUMBER}")
+        return await self._on_loop(self._play(channel_id, transport, stream))
 
     async def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
         return await on_loop(self._loop, work)
 
-    async def _play(self, channel_id: str, transport: MediaTransport | None) -> StreamSession:
+    async def _play(
+        self, channel_id: str, transport: MediaTransport | None, stream: int
+    ) -> StreamSession:
         route = await asyncio.to_thread(self._routes, channel_id)
         if route is None:
             raise LookupError(f"channel {channel_id} is not a GB/T 28181 channel")
-        lock = self._locks.setdefault(channel_id, asyncio.Lock())
+        key = stream_key(channel_id, stream)
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            session = self._sessions.get(channel_id)
+            session = self._sessions.get(key)
             if session is not None and session.ended is None:
                 session.touched = self._clock()
                 return session
             first = transport or route.transport
+            live = sdp.SessionType.PLAY
             try:
-                return await self._open(route, channel_id, sdp.SessionType.PLAY, first)
+                return await self._open(route, key, live, first, stream=stream)
             except StreamFailed as exc:
                 if first != "udp" or not exc.retry_tcp:
                     raise
-                log.info("GB/T 28181: %s over UDP: %s; trying TCP", channel_id, exc)
+                log.info("GB/T 28181: %s over UDP: %s; trying TCP", key, exc)
                 try:
-                    return await self._open(route, channel_id, sdp.SessionType.PLAY, "tcp-passive")
+                    return await self._open(route, key, live, "tcp-passive", stream=stream)
                 except StreamFailed as again:
                     raise StreamFailed(f"{exc}; over TCP too: {again}") from again
 
@@ -359,6 +381,7 @@ class GbStreams:
         stop: int = 0,
         speed: int | None = None,
         download: DownloadTarget | None = None,
+        stream: int = 0,
     ) -> StreamSession:
         server = self._server()
         if server is None:
@@ -388,6 +411,7 @@ class GbStreams:
             stop=stop,
             to=to,
             download=download,
+            stream=stream,
         )
         self._sessions[key] = session
         self.opened += 1
@@ -420,6 +444,8 @@ class GbStreams:
             start=session.start,
             stop=session.stop,
             download_speed=speed if session.kind is sdp.SessionType.DOWNLOAD else None,
+            # Only a stream other than the main one is named: 2016 devices know no streamnumber.
+            stream_number=session.stream or None,
         )
         offered = offer.to_session()
         invite = server.make_request(
@@ -482,11 +508,11 @@ class GbStreams:
             query += f"&peer={peer[0]}:{peer[1]}"
         bind = "0.0.0.0" if session.transport == "tcp-active" else self.bind_host  # noqa: S104
         port = 0 if session.transport == "tcp-active" else session.port
-        live = session.kind is sdp.SessionType.PLAY
+        recorded = session.kind is sdp.SessionType.PLAY and session.stream == 0
         return IngestSpec(
             channel_id=session.key,
             url=f"rtp://{_host(bind)}:{port}?{query}",
-            plan=session.route.plan if live else OFF_PLAN,
+            plan=session.route.plan if recorded else OFF_PLAN,
             download=session.download,
         )
 
@@ -599,7 +625,8 @@ class GbStreams:
         if self._recorded is not None and self._media.started:
             recorded = {r.channel_id: r for r in await asyncio.to_thread(self._recorded)}
         for session in list(self._sessions.values()):
-            if session.kind is sdp.SessionType.PLAY and session.ended is None:
+            main = session.kind is sdp.SessionType.PLAY and session.stream == 0
+            if main and session.ended is None:
                 await self._replan(session, recorded.get(session.channel_id))
         now = self._clock()
         for session in list(self._sessions.values()):
@@ -615,7 +642,8 @@ class GbStreams:
         for session in idle:
             channel = stats.get(session.key)
             watched = channel is not None and channel.consumers > 1
-            if watched or (session.kind is sdp.SessionType.PLAY and session.route.records):
+            main = session.kind is sdp.SessionType.PLAY and session.stream == 0
+            if watched or (main and session.route.records):
                 continue
             if session.download is not None:
                 continue  # a download runs until the device is done (or stops sending)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, Response, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from xueliang.access.permissions import Permission
 from xueliang.access.principal import Principal
@@ -30,7 +30,7 @@ from xueliang.api.deps import platform as platform_of
 from xueliang.api.errors import ERROR_RESPONSES
 from xueliang.app import Platform
 from xueliang.core.errors import AuthenticationFailed, NotFound, PermissionDenied
-from xueliang.gb28181.streams import StreamFailed
+from xueliang.gb28181.streams import StreamFailed, stream_key
 from xueliang.media.live import Closed, Fragment, InitMessage
 
 router = APIRouter(tags=["media"], responses=ERROR_RESPONSES)
@@ -45,6 +45,17 @@ def _admit(p: Platform, token: str, channel_id: str, source: str) -> Principal:
     return principal
 
 
+StreamChoice = Literal["main", "sub"]
+STREAM_NUMBERS: dict[str, int] = {"main": 0, "sub": 1}
+StreamQuery = Annotated[
+    StreamChoice,
+    Query(
+        description="main (the recorded stream) or sub (a GB/T 28181 device's sub stream, "
+        "a=streamnumber:1: for walls of many tiles); channels without one get the main stream"
+    ),
+]
+
+
 class LiveTicketView(BaseModel):
     """How to watch a channel live: straight from its media worker when ``url`` is given (a
     single-use ticket, valid until ``expires_at``), otherwise (or when that fails) through the
@@ -53,6 +64,7 @@ class LiveTicketView(BaseModel):
     url: str | None
     expires_at: datetime | None
     relay_url: str
+    stream: StreamChoice = Field(default="main", description="The stream these URLs serve")
 
 
 def _public_host(p: Platform, request: Request, bound: str) -> str:
@@ -68,47 +80,62 @@ def _public_host(p: Platform, request: Request, bound: str) -> str:
     summary="A ticket to watch the channel live straight from its media worker (audited)",
 )
 async def live_ticket(
-    request: Request, channel_id: str, p: PlatformDep, principal: PrincipalDep
+    request: Request,
+    channel_id: str,
+    p: PlatformDep,
+    principal: PrincipalDep,
+    stream: StreamQuery = "main",
 ) -> LiveTicketView:
     principal.require(Permission.VIDEO_LIVE)
     # Scope check: raises PermissionDenied / NotFound.
     await asyncio.to_thread(p.channels.get, principal, channel_id)
-    await ensure_live_source(p, channel_id)
-    return await asyncio.to_thread(_ticket, request, channel_id, p, principal)
+    key = await ensure_live_source(p, channel_id, STREAM_NUMBERS[stream])
+    return await asyncio.to_thread(_ticket, request, channel_id, key, p, principal)
 
 
-async def ensure_live_source(p: Platform, channel_id: str) -> None:
-    """Make sure the channel is pulled: a GB/T 28181 channel's stream is asked for now
-    (StreamFailed says which step failed); NotFound when it has no live source at all."""
-    if p.media.is_pulled(channel_id):
-        p.gb28181.streams.touch(channel_id)
-        return
+async def ensure_live_source(p: Platform, channel_id: str, stream: int = 0) -> str:
+    """Make sure the channel's ``stream`` is pulled: a GB/T 28181 channel's stream is asked for
+    now (StreamFailed says which step failed); NotFound when it has no live source at all.
+    Returns the media key to watch: the channel's for the main stream, and for a channel
+    whose device has no other streams to ask for (an RTSP camera)."""
+    key = stream_key(channel_id, stream)
+    if p.media.is_pulled(key):
+        p.gb28181.streams.touch(key)
+        return key
     try:
-        await p.gb28181.streams.play(channel_id)
+        return (await p.gb28181.streams.play(channel_id, stream=stream)).key
     except LookupError:
+        if stream != 0 and p.media.is_pulled(channel_id):
+            return channel_id  # pulled by the platform (RTSP): its one stream
         raise NotFound(f"channel {channel_id} has no live source") from None
 
 
-def _ticket(request: Request, channel_id: str, p: Platform, principal: Principal) -> LiveTicketView:
-    relay = f"/api/v1/channels/{quote(channel_id)}/live"
+def _ticket(
+    request: Request, channel_id: str, key: str, p: Platform, principal: Principal
+) -> LiveTicketView:
+    stream: StreamChoice = "main" if key == channel_id else "sub"
+    relay = f"/api/v1/channels/{quote(channel_id)}/live" + (
+        "?stream=sub" if stream == "sub" else ""
+    )
     # Workers speak plain ws://: a page served over HTTPS may not open it (mixed content).
     secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
-    direct = None if secure else p.media.live_ticket(channel_id, principal.username)
+    direct = None if secure else p.media.live_ticket(key, principal.username)
     with p.db.transaction() as s:
         p.audit.append(
             s,
             principal,
             "video.live",
             target=f"channel:{channel_id}",
-            detail={"via": "direct" if direct else "relay"},
+            detail={"via": "direct" if direct else "relay", "stream": stream},
         )
     if direct is None:
-        return LiveTicketView(url=None, expires_at=None, relay_url=relay)
+        return LiveTicketView(url=None, expires_at=None, relay_url=relay, stream=stream)
     host = _public_host(p, request, direct.host)
     return LiveTicketView(
         url=f"ws://{host}:{direct.port}{direct.path}?ticket={direct.ticket}",
         expires_at=datetime.fromtimestamp(direct.expires, UTC),
         relay_url=relay,
+        stream=stream,
     )
 
 
@@ -117,6 +144,7 @@ async def live(
     websocket: WebSocket,
     channel_id: str,
     token: Annotated[str, Query(max_length=256)] = "",
+    stream: StreamQuery = "main",
 ) -> None:
     p = platform_of(websocket)
     source = websocket.client.host if websocket.client else ""
@@ -133,13 +161,13 @@ async def live(
         return
     await websocket.accept()
     try:
-        await ensure_live_source(p, channel_id)
+        key = await ensure_live_source(p, channel_id, STREAM_NUMBERS[stream])
     except (NotFound, StreamFailed) as exc:
         await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
         await websocket.close(code=4404)
         return
     try:
-        viewer = await p.live.join(channel_id)
+        viewer = await p.live.join(key)
     except LookupError as exc:
         await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
         await websocket.close(code=4404)
