@@ -137,7 +137,13 @@ def build_platform(
         storage.repair(channel_ids)
 
     media.on_worker_lost = repair_lost
-    events = EventService(db, clock)
+    events = EventService(
+        db,
+        clock,
+        retention_days=settings.events.retention_days,
+        positions_retention_days=settings.events.positions_retention_days,
+        sweep_seconds=settings.events.sweep_seconds,
+    )
     exports = ExportService(db, audit, segments, data.root / "exports")
     gb = GbService(
         settings,

@@ -197,6 +197,17 @@ class Gb28181Config(_Section):
         return self.domain or f"{centre_code}00"
 
 
+class EventsConfig(_Section):
+    """How long the event store keeps what it holds: alarms and other events by the time they
+    occurred, the tracks of moving cameras (one point every few seconds per vehicle adds up)
+    by the time of the point."""
+
+    retention_days: int = Field(default=180, ge=1, le=36500)
+    positions_retention_days: int = Field(default=30, ge=1, le=36500)
+    # Seconds between sweeps that delete what is older.
+    sweep_seconds: float = Field(default=3600.0, ge=1.0, le=86400.0)
+
+
 class MapConfig(_Section):
     # The console's map tiles, a URL template with {z}/{x}/{y} (an in-house tile server on a
     # closed network); empty: a plain background with a coordinate grid, usable anywhere.
@@ -219,6 +230,7 @@ class Settings(_Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
     gb28181: Gb28181Config = Field(default_factory=Gb28181Config)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     map: MapConfig = Field(default_factory=MapConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
 

@@ -124,12 +124,14 @@ def create_app(platform: Platform) -> FastAPI:
         await asyncio.to_thread(
             platform.exports.fail_running, "the platform stopped while the export ran"
         )
+        platform.events.start()  # deletes events and track points past retention
         if platform.settings.gb28181.enabled:
             await platform.gb28181.start()
         try:
             yield
         finally:
             await platform.gb28181.stop()
+            await asyncio.to_thread(platform.events.stop)
             await asyncio.to_thread(platform.media.stop)
             await asyncio.to_thread(platform.storage.stop)
 

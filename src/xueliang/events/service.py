@@ -9,12 +9,14 @@ device's own alarm) to whoever sees the device.
 from __future__ import annotations
 
 import builtins
+import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, true
 
 from xueliang.access.permissions import Permission
 from xueliang.access.principal import Principal
@@ -25,6 +27,8 @@ from xueliang.registry.common import visible_channel
 from xueliang.store.db import Database
 from xueliang.store.models import Channel, Device, Event, Position
 from xueliang.store.paging import page_rows
+
+log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 512
 
@@ -82,10 +86,85 @@ def _view(e: Event) -> EventView:
     )
 
 
+PRUNE_BATCH = 5000  # rows deleted per transaction: a long delete would hold writers up
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    events: int
+    positions: int
+
+
 class EventService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        retention_days: int = 180,
+        positions_retention_days: int = 30,
+        sweep_seconds: float = 3600.0,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self.retention_days = retention_days
+        self.positions_retention_days = positions_retention_days
+        self.sweep_seconds = sweep_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- retention -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Delete what is past retention now and then every ``sweep_seconds``."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="events-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                report = self.prune()
+                if report.events or report.positions:
+                    log.info(
+                        "events past retention deleted: %d events, %d track points",
+                        report.events,
+                        report.positions,
+                    )
+            except Exception:  # a failed sweep must not end the sweeping
+                log.exception("events retention sweep failed")
+            self._stop.wait(self.sweep_seconds)
+
+    def prune(self) -> PruneReport:
+        """Delete events that occurred more than ``retention_days`` ago and track points
+        older than ``positions_retention_days``, in batches."""
+        now = self._clock.now()
+        events = self._delete_older(Event, Event.occurred_at, now - timedelta(self.retention_days))
+        positions = self._delete_older(
+            Position, Position.at, now - timedelta(self.positions_retention_days)
+        )
+        return PruneReport(events, positions)
+
+    def _delete_older(
+        self, model: type[Event] | type[Position], column: Any, cutoff: datetime
+    ) -> int:
+        total = 0
+        while True:
+            with self._db.transaction() as s:
+                pks = list(s.scalars(select(model.pk).where(column < cutoff).limit(PRUNE_BATCH)))
+                if pks:
+                    s.execute(delete(model).where(model.pk.in_(pks)))
+            total += len(pks)
+            if len(pks) < PRUNE_BATCH or self._stop.is_set():
+                return total  # done, or the platform stops (the next sweep goes on)
 
     # --- writing (worker threads) --------------------------------------------------------------
 

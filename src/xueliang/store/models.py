@@ -94,6 +94,9 @@ class Device(Base):
     # Encrypted with the data directory's secret key: ingest needs the plain password back.
     password_enc: Mapped[str | None] = mapped_column(Text)
     transport: Mapped[str] = mapped_column(String(8), default="tcp")
+    # GB/T 28181 only: how the device is asked to send media (udp, tcp-passive, tcp-active);
+    # None: the platform's [gb28181] media_transport.
+    media_transport: Mapped[str | None] = mapped_column(String(16))
     manufacturer: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(64))
     firmware: Mapped[str | None] = mapped_column(String(64))
@@ -361,7 +364,10 @@ class Position(Base):
     """One point of a moving source's track (GB/T 28181 MobilePosition)."""
 
     __tablename__ = "positions"
-    __table_args__ = (Index("ix_positions_channel_at", "channel_id", "at"),)
+    __table_args__ = (
+        Index("ix_positions_channel_at", "channel_id", "at"),
+        Index("ix_positions_at", "at"),  # retention deletes by age across channels
+    )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel_id: Mapped[str] = mapped_column(String(20))

@@ -1,4 +1,4 @@
-"""Exports as jobs: device downloads (GB/T 28181) run for a while and may end partial or failed
+"""Exports as jobs (device downloads run a while, may end partial or failed); positions by age
 
 Revision ID: 0008
 Revises: 0007
@@ -27,9 +27,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("progress", sa.Float(), server_default="1", nullable=False))
         batch_op.add_column(sa.Column("error", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("positions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_positions_at"), ["at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("positions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_positions_at"))
     with op.batch_alter_table("exports", schema=None) as batch_op:
         batch_op.drop_column("finished_at")
         batch_op.drop_column("error")
