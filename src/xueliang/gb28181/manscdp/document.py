@@ -295,3 +295,71 @@ def serialise(root: Element, encoding: str = "GB2312") -> bytes:
     out = [f'<?xml version="1.0" encoding="{encoding}"?>\r\n']
     _write(root, out)
     return "".join(out).encode(encoding, errors="xmlcharrefreplace")
+
+
+def fragment(element: Element) -> str:
+    """One element as XML text, without a declaration (a block passed through as it is)."""
+    out: list[str] = []
+    _write(element, out)
+    return "".join(out).replace("\r\n", "\n").strip()
+
+
+def element_from_node(node: Node) -> Element:
+    """A read element as one to write again (attribute names come back in lower case)."""
+    root = Element(node.tag, node.text or None, attributes=dict(node.attributes))
+    stack: list[tuple[Node, Element]] = [(node, root)]
+    while stack:
+        source, target = stack.pop()
+        for child in source.children:
+            built = Element(child.tag, child.text or None, attributes=dict(child.attributes))
+            target.children.append(built)
+            stack.append((child, built))
+    return root
+
+
+MAX_FRAGMENT_CHARS = 64 * 1024
+
+
+def element_from_xml(text: str) -> Element:
+    """One element given as XML text (by an operator: a configuration block to pass through).
+
+    ValueError when it is not a single well-formed element; DTDs and entity declarations are
+    refused, as in bodies from devices. Names and attributes keep their case; text beside child
+    elements (mixed content) is dropped, since MANSCDP has none.
+    """
+    if len(text) > MAX_FRAGMENT_CHARS:
+        raise ValueError(f"the XML is over {MAX_FRAGMENT_CHARS} characters")
+    cleaned = _DECLARATION.sub("", text.lstrip("\ufeff"), count=1).strip()
+    if _DTD.search(cleaned):
+        raise ValueError("the XML carries a DTD or entity declaration")
+    if _CONTROL.search(cleaned):
+        raise ValueError("the XML contains control characters")
+    if not cleaned:
+        raise ValueError("the XML is empty")
+    try:
+        source: Any = _etree.fromstring(cleaned.encode("utf-8"), _parser(recover=False))
+    except _etree.XMLSyntaxError as exc:
+        raise ValueError(f"not well-formed XML: {exc}") from None
+    root = _element_of(source)
+    stack: list[tuple[Any, Element]] = [(source, root)]
+    while stack:
+        node, target = stack.pop()
+        for child in node:
+            if not isinstance(child.tag, str):
+                continue
+            built = _element_of(child)
+            target.children.append(built)
+            stack.append((child, built))
+    return root
+
+
+def _element_of(source: Any) -> Element:
+    tag = str(source.tag)
+    if tag.startswith("{") or not is_element_name(tag):
+        raise ValueError(f"not a plain element name: {tag[:40]!r}")
+    attributes = {str(k): str(v) for k, v in source.attrib.items()}
+    if any(k.startswith("{") or not is_element_name(k) for k in attributes):
+        raise ValueError(f"element <{tag}> has an attribute with a namespace or a bad name")
+    has_children = any(isinstance(c.tag, str) for c in source)
+    text = None if has_children else ((source.text or "").strip() or None)
+    return Element(tag, text, attributes=attributes)

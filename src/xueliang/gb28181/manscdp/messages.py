@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from xueliang.gb28181 import ptz as ptz_codec
+from xueliang.gb28181.manscdp.configs import ConfigBlock, block_tag
 
 
 class Kind(StrEnum):
@@ -308,6 +309,55 @@ class MediaStatus:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeviceConfig:
+    """DeviceConfig control: set one or more configuration blocks of a device or a channel.
+    The device answers a :class:`Result` (CmdType DeviceConfig)."""
+
+    device_id: str
+    sn: int | None
+    configs: tuple[ConfigBlock, ...] = ()
+    kind: Kind = Kind.CONTROL
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigDownloadQuery:
+    """ConfigDownload query: the configuration types to read, sent as ``A/B/C``."""
+
+    device_id: str
+    sn: int | None
+    config_types: tuple[str, ...] = ()
+    kind: Kind = Kind.QUERY
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigDownload:
+    """ConfigDownload answer: the blocks the device sent, typed where modelled."""
+
+    device_id: str
+    sn: int | None
+    result: str | None = "OK"
+    configs: tuple[ConfigBlock, ...] = ()
+    extra: Extra = field(default_factory=dict)
+    kind: Kind = Kind.RESPONSE
+
+    def config(self, tag: str) -> ConfigBlock | None:
+        """The block called ``tag`` (BasicParam, OSDConfig, FrameMirror, …), if sent."""
+        return next((c for c in self.configs if block_tag(c) == tag), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadSnapShotFinished:
+    """A device's report that the pictures of a snapshot session are uploaded (2022)."""
+
+    device_id: str
+    sn: int | None
+    session_id: str | None
+    file_ids: tuple[str, ...] = ()  # SnapShotList/SnapShotFileID, in the order sent
+    extra: Extra = field(default_factory=dict)
+    kind: Kind = Kind.NOTIFY
+
+
+@dataclass(frozen=True, kw_only=True)
 class Result:
     """A response that only says OK or ERROR: DeviceControl, DeviceConfig, Alarm, subscriptions.
 
@@ -353,6 +403,10 @@ Message = (
     | MobilePosition
     | DeviceControl
     | MediaStatus
+    | DeviceConfig
+    | ConfigDownloadQuery
+    | ConfigDownload
+    | UploadSnapShotFinished
     | Result
     | Unknown
 )
@@ -380,6 +434,10 @@ _CMD_TYPES: dict[type, str] = {
     MobilePosition: "MobilePosition",
     DeviceControl: "DeviceControl",
     MediaStatus: "MediaStatus",
+    DeviceConfig: "DeviceConfig",
+    ConfigDownloadQuery: "ConfigDownload",
+    ConfigDownload: "ConfigDownload",
+    UploadSnapShotFinished: "UploadSnapShotFinished",
 }
 
 

@@ -5,16 +5,37 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, time
 
 from xueliang.gb28181.errors import ParseError
-from xueliang.gb28181.manscdp.document import Node, parse_document
+from xueliang.gb28181.manscdp.configs import (
+    BasicParam,
+    ConfigBlock,
+    MaskRegion,
+    OSDConfig,
+    OsdText,
+    PictureMask,
+    RawConfig,
+    RecordSchedule,
+    SnapShotConfig,
+    TimeSegment,
+    VideoRecordPlan,
+)
+from xueliang.gb28181.manscdp.document import (
+    Node,
+    element_from_node,
+    fragment,
+    parse_document,
+)
 from xueliang.gb28181.manscdp.messages import (
     Alarm,
     AlarmStatus,
     Catalog,
     CatalogItem,
     CatalogQuery,
+    ConfigDownload,
+    ConfigDownloadQuery,
+    DeviceConfig,
     DeviceControl,
     DeviceInfo,
     DeviceInfoQuery,
@@ -35,6 +56,7 @@ from xueliang.gb28181.manscdp.messages import (
     RecordItem,
     Result,
     Unknown,
+    UploadSnapShotFinished,
     normalise_status,
 )
 from xueliang.gb28181.manscdp.timefmt import parse_time
@@ -93,6 +115,13 @@ class _Fields:
             self.used.add(name.lower())
         return number
 
+    def bool(self, name: str) -> bool | None:
+        value = self.node.text_of(name)
+        flag = _bool(value)
+        if flag is not None or value is None:
+            self.used.add(name.lower())
+        return flag
+
     def time(self, name: str) -> datetime | None:
         value = self.node.text_of(name)
         if value is None:
@@ -137,6 +166,18 @@ def _int(value: str | None) -> int | None:
     if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
         return None
     return int(sign + digits)
+
+
+_TRUE = frozenset({"1", "TRUE", "ON", "YES"})
+_FALSE = frozenset({"0", "FALSE", "OFF", "NO"})
+
+
+def _bool(value: str | None) -> bool | None:
+    """1/0 as the standard writes switches (and the spellings devices use); None otherwise."""
+    if value is None:
+        return None
+    upper = value.strip().upper()
+    return True if upper in _TRUE else False if upper in _FALSE else None
 
 
 def _float(value: str | None) -> float | None:
@@ -429,6 +470,169 @@ def _media_status(kind: Kind, device_id: str, sn: int | None, root: Node) -> Mes
     return MediaStatus(device_id=device_id, sn=sn, notify_type=f.text("NotifyType"), kind=kind)
 
 
+# --- configuration (DeviceConfig, ConfigDownload) ---------------------------------------------
+# A block whose required parts cannot be read is kept as RawConfig: nothing a device sent is lost.
+
+
+def _basic_param(node: Node) -> ConfigBlock | None:
+    f = _Fields(node)
+    return BasicParam(
+        name=f.text("Name"),
+        expiration=f.int("Expiration"),
+        heartbeat_interval=f.int("HeartBeatInterval"),
+        heartbeat_count=f.int("HeartBeatCount"),
+        extra=f.extra(),
+    )
+
+
+def _osd_config(node: Node) -> ConfigBlock | None:
+    f = _Fields(node, ("SumNum", "Item"))
+    texts = []
+    for item in node.children_named("Item"):
+        x, y = item.text_of("X"), item.text_of("Y")
+        if (x is not None and _int(x) is None) or (y is not None and _int(y) is None):
+            return None
+        texts.append(OsdText(text=item.text_of("Text") or "", x=_int(x), y=_int(y)))
+    return OSDConfig(
+        length=f.int("Length"),
+        width=f.int("Width"),
+        time_enable=f.bool("TimeEnable"),
+        time_type=f.int("TimeType"),
+        time_x=f.int("TimeX"),
+        time_y=f.int("TimeY"),
+        text_enable=f.bool("TextEnable"),
+        texts=tuple(texts),
+        extra=f.extra(),
+    )
+
+
+def _picture_mask(node: Node) -> ConfigBlock | None:
+    f = _Fields(node, ("SumNum", "RegionList", "Item"))
+    on = f.bool("On")
+    if on is None:
+        return None
+    container = node.child("RegionList") or node
+    regions = []
+    for item in container.children_named("Item"):
+        seq = _int(item.text_of("Seq"))
+        corners = [_int(part) for part in (item.text_of("Point") or "").split(",")]
+        if seq is None or len(corners) != 4 or any(c is None for c in corners):
+            return None
+        left, top, right, bottom = (c or 0 for c in corners)
+        regions.append(MaskRegion(seq=seq, left=left, top=top, right=right, bottom=bottom))
+    return PictureMask(on=on, regions=tuple(regions), extra=f.extra())
+
+
+def _snapshot_config(node: Node) -> ConfigBlock | None:
+    f = _Fields(node)
+    snap_num, interval = f.int("SnapNum"), f.int("Interval")
+    url, session = f.text("UploadURL"), f.text("SessionID")
+    if snap_num is None or interval is None or url is None or session is None:
+        return None
+    return SnapShotConfig(
+        snap_num=snap_num, interval=interval, upload_url=url, session_id=session, extra=f.extra()
+    )
+
+
+_SEGMENT = ("StartHour", "StartMin", "StartSec", "StopHour", "StopMin", "StopSec")
+
+
+def _segment(node: Node) -> TimeSegment | None:
+    values = [_int(node.text_of(name) or "0") for name in _SEGMENT]
+    if any(v is None for v in values):
+        return None
+    h1, m1, s1, h2, m2, s2 = (v or 0 for v in values)
+    try:
+        # 24:00:00 ends a day in schedules; a time of day stops at 23:59:59.
+        stop = time(23, 59, 59) if (h2, m2, s2) == (24, 0, 0) else time(h2, m2, s2)
+        return TimeSegment(start=time(h1, m1, s1), stop=stop)
+    except ValueError:
+        return None
+
+
+def _video_record_plan(node: Node) -> ConfigBlock | None:
+    f = _Fields(node, ("RecordScheduleSumNum", "RecordSchedule"))
+    enable = f.bool("RecordEnable")
+    if enable is None:
+        return None
+    schedules = []
+    for schedule in node.children_named("RecordSchedule"):
+        day = _int(schedule.text_of("WeekDayNum"))
+        segments = [_segment(s) for s in schedule.children_named("TimeSegment")]
+        if day is None or any(s is None for s in segments):
+            return None
+        schedules.append(
+            RecordSchedule(week_day=day, segments=tuple(s for s in segments if s is not None))
+        )
+    return VideoRecordPlan(
+        record_enable=enable,
+        schedules=tuple(schedules),
+        stream_number=f.int("StreamNumber"),
+        extra=f.extra(),
+    )
+
+
+_CONFIG_READERS: dict[str, Callable[[Node], ConfigBlock | None]] = {
+    "basicparam": _basic_param,
+    "osdconfig": _osd_config,
+    "picturemask": _picture_mask,
+    "snapshotconfig": _snapshot_config,
+    "videorecordplan": _video_record_plan,
+}
+
+
+def config_block(node: Node) -> ConfigBlock:
+    """One configuration element: typed where modelled and readable, RawConfig otherwise."""
+    reader = _CONFIG_READERS.get(node.name)
+    block = reader(node) if reader is not None else None
+    if block is not None:
+        return block
+    return RawConfig(tag=node.tag, xml=fragment(element_from_node(node)))
+
+
+def _config_blocks(root: Node, skip: tuple[str, ...]) -> tuple[ConfigBlock, ...]:
+    names = {name.lower() for name in skip}
+    return tuple(config_block(child) for child in root.children if child.name not in names)
+
+
+def _device_config(kind: Kind, device_id: str, sn: int | None, root: Node) -> Message:
+    return DeviceConfig(device_id=device_id, sn=sn, configs=_config_blocks(root, _HEADER))
+
+
+def _config_download(kind: Kind, device_id: str, sn: int | None, root: Node) -> Message:
+    if kind is Kind.QUERY:
+        wanted = (root.text_of("ConfigType") or "").split("/")
+        return ConfigDownloadQuery(
+            device_id=device_id,
+            sn=sn,
+            config_types=tuple(t.strip() for t in wanted if t.strip()),
+        )
+    return ConfigDownload(
+        device_id=device_id,
+        sn=sn,
+        result=root.text_of("Result"),
+        configs=_config_blocks(root, (*_HEADER, "Result")),
+        kind=kind,
+    )
+
+
+def _upload_snapshot_finished(kind: Kind, device_id: str, sn: int | None, root: Node) -> Message:
+    f = _Fields(root, _HEADER)
+    listed = f.child("SnapShotList")
+    # Some devices leave the list element out and put the IDs at the top level.
+    holder = listed if listed is not None else root
+    f.used.add("snapshotfileid")
+    file_ids = tuple(n.text for n in holder.children_named("SnapShotFileID") if n.text)
+    return UploadSnapShotFinished(
+        device_id=device_id,
+        sn=sn,
+        session_id=f.text("SessionID"),
+        file_ids=file_ids,
+        extra=f.extra(),
+        kind=kind,
+    )
+
+
 _Reader = Callable[[Kind, str, int | None, Node], Message]
 _READERS: dict[tuple[str, Kind | None], _Reader] = {
     ("Keepalive", None): _keepalive,
@@ -443,6 +647,10 @@ _READERS: dict[tuple[str, Kind | None], _Reader] = {
     ("MobilePosition", None): _mobile_position,
     ("DeviceControl", Kind.CONTROL): _device_control,
     ("MediaStatus", Kind.NOTIFY): _media_status,
+    ("DeviceConfig", Kind.CONTROL): _device_config,
+    ("ConfigDownload", Kind.QUERY): _config_download,
+    ("ConfigDownload", Kind.RESPONSE): _config_download,
+    ("UploadSnapShotFinished", Kind.NOTIFY): _upload_snapshot_finished,
 }
 
 

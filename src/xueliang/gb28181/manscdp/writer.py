@@ -9,12 +9,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from xueliang.gb28181.manscdp.document import Element, is_element_name, serialise
+from xueliang.gb28181.manscdp.configs import (
+    BasicParam,
+    ConfigBlock,
+    OSDConfig,
+    PictureMask,
+    RawConfig,
+    SnapShotConfig,
+    TimeSegment,
+    VideoRecordPlan,
+)
+from xueliang.gb28181.manscdp.document import (
+    Element,
+    element_from_xml,
+    is_element_name,
+    serialise,
+)
 from xueliang.gb28181.manscdp.messages import (
     Alarm,
     Catalog,
     CatalogItem,
     CatalogQuery,
+    ConfigDownload,
+    ConfigDownloadQuery,
+    DeviceConfig,
     DeviceControl,
     DeviceInfo,
     DeviceInfoQuery,
@@ -32,6 +50,7 @@ from xueliang.gb28181.manscdp.messages import (
     RecordItem,
     Result,
     Unknown,
+    UploadSnapShotFinished,
 )
 from xueliang.gb28181.manscdp.timefmt import format_time
 
@@ -127,6 +146,72 @@ def _record_item(item: RecordItem) -> Element:
     e.add("RecorderID", item.recorder_id)
     e.add("FileSize", item.file_size)
     _add_extra(e, item.extra)
+    return e
+
+
+def _segment(segment: TimeSegment, into: Element) -> None:
+    e = into.append(Element("TimeSegment"))
+    for prefix, moment in (("Start", segment.start), ("Stop", segment.stop)):
+        e.add(f"{prefix}Hour", moment.hour)
+        e.add(f"{prefix}Min", moment.minute)
+        e.add(f"{prefix}Sec", moment.second)
+
+
+def config_element(block: ConfigBlock) -> Element:
+    """One configuration block as its element (a RawConfig's XML is parsed again: ValueError
+    when it is not one well-formed element)."""
+    match block:
+        case BasicParam():
+            e = Element("BasicParam")
+            e.add("Name", block.name)
+            e.add("Expiration", block.expiration)
+            e.add("HeartBeatInterval", block.heartbeat_interval)
+            e.add("HeartBeatCount", block.heartbeat_count)
+        case OSDConfig():
+            e = Element("OSDConfig")
+            e.add("Length", block.length)
+            e.add("Width", block.width)
+            e.add("TimeX", block.time_x)
+            e.add("TimeY", block.time_y)
+            e.add("TimeEnable", block.time_enable)
+            e.add("TimeType", block.time_type)
+            e.add("TextEnable", block.text_enable)
+            e.add("SumNum", len(block.texts))
+            for text in block.texts:
+                item = e.append(Element("Item"))
+                item.add("Text", text.text)
+                item.add("X", text.x)
+                item.add("Y", text.y)
+        case PictureMask():
+            e = Element("PictureMask")
+            e.add("On", block.on)
+            e.add("SumNum", len(block.regions))
+            regions = _list(e, "RegionList", len(block.regions))
+            for region in block.regions:
+                item = regions.append(Element("Item"))
+                item.add("Seq", region.seq)
+                corners = (region.left, region.top, region.right, region.bottom)
+                item.add("Point", ",".join(str(c) for c in corners))
+        case SnapShotConfig():
+            e = Element("SnapShotConfig")
+            e.add("SnapNum", block.snap_num)
+            e.add("Interval", block.interval)
+            e.add("UploadURL", block.upload_url)
+            e.add("SessionID", block.session_id)
+        case VideoRecordPlan():
+            e = Element("VideoRecordPlan")
+            e.add("RecordEnable", block.record_enable)
+            e.add("RecordScheduleSumNum", len(block.schedules))
+            for schedule in block.schedules:
+                day = e.append(Element("RecordSchedule"))
+                day.add("WeekDayNum", schedule.week_day)
+                day.add("TimeSegmentSumNum", len(schedule.segments))
+                for segment in schedule.segments:
+                    _segment(segment, day)
+            e.add("StreamNumber", block.stream_number)
+        case RawConfig():
+            return element_from_xml(block.xml)
+    _add_extra(e, block.extra)
     return e
 
 
@@ -250,6 +335,24 @@ def _element(message: Message) -> Element:
         case MediaStatus():
             root = _root(message.kind, "MediaStatus", message.sn, message.device_id)
             root.add("NotifyType", message.notify_type)
+        case DeviceConfig():
+            root = _root(message.kind, "DeviceConfig", message.sn, message.device_id)
+            for block in message.configs:
+                root.append(config_element(block))
+        case ConfigDownloadQuery():
+            root = _root(message.kind, "ConfigDownload", message.sn, message.device_id)
+            root.add("ConfigType", "/".join(message.config_types))
+        case ConfigDownload():
+            root = _root(message.kind, "ConfigDownload", message.sn, message.device_id)
+            root.add("Result", message.result)
+            for block in message.configs:
+                root.append(config_element(block))
+        case UploadSnapShotFinished():
+            root = _root(message.kind, "UploadSnapShotFinished", message.sn, message.device_id)
+            root.add("SessionID", message.session_id)
+            listed = root.append(Element("SnapShotList"))
+            for file_id in message.file_ids:
+                listed.add("SnapShotFileID", file_id)
         case Result():
             root = _root(message.kind, message.cmd_type, message.sn, message.device_id)
             root.add("Result", message.result)

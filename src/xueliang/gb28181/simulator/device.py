@@ -20,7 +20,12 @@ What it does, as field devices do:
   ``remove_channel`` / ``channel_status`` (catalogue changes: ADD, DEL, ON/OFF/VLOST/DEFECT),
   and, for a ``mobile`` device, a MobilePosition every
   interval along a small synthetic track. Without a subscription an alarm or a catalogue change
-  goes out as a MESSAGE, as devices also do.
+  goes out as a MESSAGE, as devices also do;
+- answer DeviceConfig (2022): the modelled blocks and the standard's other configuration types
+  are kept and answered OK (``config_result`` overrides), anything else ERROR; ConfigDownload
+  answers what was set (BasicParam from the device's own settings otherwise); a SnapShotConfig
+  also asks the runner to :class:`UploadSnapshots`, after which the device sends
+  UploadSnapShotFinished.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 
 from xueliang.gb28181 import manscdp, sdp
 from xueliang.gb28181.errors import ParseError
+from xueliang.gb28181.manscdp.configs import STANDARD_TYPES
 from xueliang.gb28181.ptz import DecodedPtz
 from xueliang.gb28181.ptz import decode as decode_ptz
 from xueliang.gb28181.simulator.catalog import Channel, catalog_items, record_items
@@ -140,7 +146,19 @@ class StopStream:
     call_id: str
 
 
-Output = Transmit | StartStream | StopStream
+@dataclass(frozen=True)
+class UploadSnapshots:
+    """Take ``count`` pictures of ``channel_id`` ``interval`` s apart and upload them to
+    ``url`` (a SnapShotConfig); then tell the device with :meth:`Device.snapshots_uploaded`."""
+
+    channel_id: str
+    session_id: str
+    url: str
+    count: int
+    interval: float
+
+
+Output = Transmit | StartStream | StopStream | UploadSnapshots
 # Picks the media port an answer carries: (call id, transport, device's TCP role) -> port.
 PortAllocator = Callable[[str, sdp.Transport, sdp.Setup | None], int]
 
@@ -225,6 +243,15 @@ class Device:
         # they are answered: "ERROR" plays a device refusing them inside a 200, as Hikvision's do.
         self.controls: deque[manscdp.DeviceControl] = deque(maxlen=MAX_PTZ_KEPT)
         self.control_result = "OK"
+        # DeviceConfigs received, the blocks they set (by target ID and element name), what
+        # they are answered (None: OK for known types, ERROR otherwise), and the snapshot
+        # sessions reported as finished (session ID, file IDs).
+        self.device_configs: deque[manscdp.DeviceConfig] = deque(maxlen=MAX_PTZ_KEPT)
+        self.stored_configs: dict[tuple[str, str], manscdp.ConfigBlock] = {}
+        self.config_result: str | None = None
+        self.take_snapshots = True  # False: answers SnapShotConfig OK and uploads nothing
+        self.snapshot_reports: deque[tuple[str, tuple[str, ...]]] = deque(maxlen=MAX_PTZ_KEPT)
+        self._deferred: list[Output] = []
         self.counters = Counters()
         self._channels = {ch.channel_id: ch for ch in config.channels}
         self.subscriptions: dict[str, _Subscription] = {}  # by Call-ID
@@ -603,7 +630,68 @@ class Device:
         encoding = parsed.encoding if parsed.encoding.upper() in ("GB2312", "UTF-8") else "GB2312"
         for body in self._answers(message, now):
             outputs += self._send_message(now, manscdp.to_xml(body, encoding), "message")
+        outputs += self._deferred
+        self._deferred = []
         return outputs
+
+    def snapshots_uploaded(
+        self, channel_id: str, session_id: str, file_ids: list[str], now: float
+    ) -> list[Output]:
+        """The pictures of a SnapShotConfig are uploaded: UploadSnapShotFinished."""
+        self.snapshot_reports.append((session_id, tuple(file_ids)))
+        note = manscdp.UploadSnapShotFinished(
+            device_id=channel_id,
+            sn=self._next_sn(),
+            session_id=session_id,
+            file_ids=tuple(file_ids),
+        )
+        return self._send_message(now, manscdp.to_xml(note), "message")
+
+    def _config_known(self, target: str, block: manscdp.ConfigBlock) -> bool:
+        if target != self.config.device_id and target not in self._channels:
+            return False
+        if isinstance(block, manscdp.RawConfig):
+            return block.tag in STANDARD_TYPES
+        return True
+
+    def _device_config(self, message: manscdp.DeviceConfig, sn: int) -> manscdp.Result:
+        self.device_configs.append(message)
+        target = message.device_id
+        known = bool(message.configs) and all(
+            self._config_known(target, block) for block in message.configs
+        )
+        result = self.config_result or ("OK" if known else "ERROR")
+        if result == "OK":
+            for block in message.configs:
+                self.stored_configs[(target, manscdp.block_tag(block))] = block
+                if isinstance(block, manscdp.SnapShotConfig) and self.take_snapshots:
+                    self._deferred.append(
+                        UploadSnapshots(
+                            channel_id=target,
+                            session_id=block.session_id,
+                            url=block.upload_url,
+                            count=max(1, min(10, block.snap_num)),
+                            interval=float(max(0, block.interval)),
+                        )
+                    )
+        return manscdp.Result(cmd_type="DeviceConfig", device_id=target, sn=sn, result=result)
+
+    def _config_download(self, message: manscdp.ConfigDownloadQuery, sn: int) -> manscdp.Message:
+        cfg = self.config
+        target = message.device_id or cfg.device_id
+        blocks: list[manscdp.ConfigBlock] = []
+        for tag in message.config_types:
+            block = self.stored_configs.get((target, tag))
+            if block is None and tag == "BasicParam":
+                block = manscdp.BasicParam(
+                    name=f"{'NVR' if cfg.is_nvr else 'IPC'}-{target[-4:]}",
+                    expiration=cfg.expires,
+                    heartbeat_interval=max(1, round(cfg.keepalive_interval)),
+                    heartbeat_count=cfg.keepalive_max_failures,
+                )
+            if block is not None:
+                blocks.append(block)
+        return manscdp.ConfigDownload(device_id=target, sn=sn, configs=tuple(blocks))
 
     def _answers(self, message: manscdp.Message, now: float) -> list[manscdp.Message]:
         cfg = self.config
@@ -639,6 +727,10 @@ class Device:
                     ),
                 )
             ]
+        if isinstance(message, manscdp.DeviceConfig):
+            return [self._device_config(message, sn)]
+        if isinstance(message, manscdp.ConfigDownloadQuery):
+            return [self._config_download(message, sn)]
         if isinstance(message, manscdp.Unknown) and message.kind is manscdp.Kind.QUERY:
             # The 2022 queries (SD card, PTZ position, home position, presets, …): a plain
             # answer, as a device with nothing to report gives.

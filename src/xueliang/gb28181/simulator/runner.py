@@ -30,8 +30,10 @@ from xueliang.gb28181.simulator.device import (
     StartStream,
     StopStream,
     Transmit,
+    UploadSnapshots,
 )
 from xueliang.gb28181.simulator.media import Clip, StreamPacer, encode_clip
+from xueliang.gb28181.simulator.snapshots import file_id, snapshot_jpeg, upload
 from xueliang.gb28181.sip import SipMessage, SipResponse, StreamFramer, parse_message
 
 # Over this much unsent data a TCP media receiver is too slow: frames are dropped for it.
@@ -414,7 +416,33 @@ class SimulatorRunner:
                 self._start_stream(slot, output)
             elif isinstance(output, StopStream):
                 self._close_stream((slot.index, output.call_id))
+            elif isinstance(output, UploadSnapshots):
+                task = asyncio.get_running_loop().create_task(self._snapshots(slot, output))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         self._schedule(slot, slot.device.next_deadline)
+
+    # --- snapshots (SnapShotConfig) ----------------------------------------------------------
+
+    async def _snapshots(self, slot: _Slot, order: UploadSnapshots) -> None:
+        """Take and upload the pictures, ``interval`` s apart (the device's pace, as asked),
+        then report the uploaded ones with UploadSnapShotFinished."""
+        s = self.settings
+        uploaded: list[str] = []
+        for index in range(1, order.count + 1):
+            if index > 1:
+                await asyncio.sleep(order.interval)
+            at = self.now()
+            name = file_id(order.channel_id, at, index)
+            jpeg = await asyncio.to_thread(snapshot_jpeg, s.width, s.height, index, at, slot.index)
+            status = await asyncio.to_thread(upload, order.url, order.session_id, name, jpeg)
+            if 200 <= status < 300:
+                uploaded.append(name)
+        if slot.started:
+            done = slot.device.snapshots_uploaded(
+                order.channel_id, order.session_id, uploaded, self.now()
+            )
+            self._apply(slot, done)
 
     # --- media -------------------------------------------------------------------------------
 
