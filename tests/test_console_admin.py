@@ -119,6 +119,21 @@ def test_devices_page_create_import_and_channels(
         ]
         shot(page, "admin-devices")
 
+        # A GB/T 28181 device's media transport (an RTSP camera's form has none).
+        assert page.locator("[data-test=device-media-transport]").count() == 0
+        page.click(
+            "[data-test=device-table] .el-table__row:has-text('b-nvr') [data-test=device-edit]"
+        )
+        page.wait_for_selector(form)
+        page.click("[data-test=device-media-transport]")
+        page.click(".el-select-dropdown__item:visible:has-text('TCP 主动')")
+        settled(page)
+        shot(page, "admin-device-form-gb")
+        page.click("[data-test=device-save]")
+        page.wait_for_selector(form, state="hidden")
+        nvr, _ = platform.devices.list(SYSTEM, q="b-nvr")
+        assert [d.media_transport for d in nvr] == ["tcp-active"]
+
         # Export: the register as a sheet, through the API with the caller's token.
         with page.expect_download() as got:
             page.click("[data-test=export-csv]")

@@ -5,6 +5,10 @@ The set of recorded channels is asked for every few seconds (streams.py keeps th
 up); it is read from the database only when the register changed (``invalidate``, connected to
 the registry's change signal) or a minute has passed, not on every ask: a register of ten
 thousand GB channels is not scanned every two seconds.
+
+A channel's media transport is its device's (``Device.media_transport``, the operator's choice
+for a device behind NAT, say) or, when the device has none, the platform's
+(``[gb28181] media_transport``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from xueliang.gb28181.streams import ChannelRoute, MediaTransport
+from xueliang.gb28181.streams import MEDIA_TRANSPORTS, ChannelRoute, MediaTransport
 from xueliang.media.recording_plans import plan_of
 from xueliang.store.db import Database
 from xueliang.store.models import Channel, Device
@@ -91,7 +95,14 @@ class ChannelRoutes:
             channel_id=channel.gb_id,
             device_id=device.gb_id,
             remote_id=channel.remote_id or channel.gb_id,
-            transport=self._transport,
+            transport=self._transport_of(device),
             plan=plan,
             records=plan.mode != "off",
         )
+
+    def _transport_of(self, device: Device) -> MediaTransport:
+        """The transport set for the device, or the platform's when none (or an unknown) is."""
+        for transport in MEDIA_TRANSPORTS:
+            if device.media_transport == transport:
+                return transport
+        return self._transport

@@ -34,6 +34,7 @@ from xueliang.store.paging import page_rows
 
 # Protocols whose device is one stream: registering it creates its single channel at once.
 SINGLE_STREAM = frozenset({"rtsp", "push", "sim"})
+GB28181 = "gb28181"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ def device_view(d: Device, channel_count: int) -> DeviceView:
         username=d.username,
         has_password=d.password_enc is not None,
         transport=d.transport,
+        media_transport=d.media_transport,
         manufacturer=d.manufacturer,
         model=d.model,
         firmware=d.firmware,
@@ -172,6 +174,8 @@ class DeviceService:
         principal.require(Permission.REGISTRY_WRITE)
         if spec.protocol in ("rtsp", "onvif", "sim") and not spec.url:
             raise InvalidInput(f"a {spec.protocol} device needs a url")
+        if spec.media_transport is not None:
+            _require_gb(spec.protocol)
         url, url_user, url_password = split_credentials(spec.url)
         username = spec.username or url_user
         password = spec.password if spec.password is not None else url_password
@@ -194,6 +198,7 @@ class DeviceService:
                 username=username,
                 password_enc=self._secrets.seal(password) if password else None,
                 transport=spec.transport,
+                media_transport=spec.media_transport,
                 manufacturer=spec.manufacturer,
                 model=spec.model,
                 firmware=spec.firmware,
@@ -287,12 +292,15 @@ class DeviceService:
                     device.username = url_user
                 if url_password is not None and "password" not in changes:
                     device.password_enc = self._secrets.seal(url_password)
+            if changes.get("media_transport") is not None:
+                _require_gb(device.protocol)
             if "password" in changes:
                 device.password_enc = self._secrets.seal(spec.password) if spec.password else None
             for field in (
                 "name",
                 "username",
                 "transport",
+                "media_transport",
                 "manufacturer",
                 "model",
                 "ip",
@@ -325,6 +333,14 @@ class DeviceService:
             refuse_if_held(s, channel_pks, f"device {gb_id}")
             s.delete(device)
             self._audit.append(s, principal, "device.delete", target=f"device:{gb_id}")
+
+
+def _require_gb(protocol: str) -> None:
+    """A media transport is a GB/T 28181 device's setting (how it is INVITEd to send media)."""
+    if protocol != GB28181:
+        raise InvalidInput(
+            f"media_transport applies to gb28181 devices only, not to a {protocol} device"
+        )
 
 
 def _redacted(values: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ and column; only a clean sheet is written, in one transaction, with bulk stateme
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from xueliang.registry.schemas import (
     ImportRowError,
     Latitude,
     Longitude,
+    MediaTransport,
     Name,
     OrgCode,
     PointClass,
@@ -67,6 +69,8 @@ COLUMNS: tuple[SheetColumn, ...] = (
     SheetColumn("address", "安装地址", ("地址", "安装位置")),
     SheetColumn("point_class", "点位类别", ("点位类型", "class")),
     SheetColumn("ptz_type", "云台类型", ("摄像机类型", "ptz")),
+    # GB/T 28181 devices: how they are asked to send media; blank: the platform default.
+    SheetColumn("media_transport", "媒体传输", ("streammode", "stream_mode", "取流方式")),
 )
 _BY_NAME: dict[str, str] = {}
 for _c in COLUMNS:
@@ -90,6 +94,17 @@ _PTZ = {
 _CLASS = {"一类": 1, "二类": 2, "三类": 3}
 _KIND = {"编码器": "encoder", "平台": "platform", "下级平台": "platform", "摄像机": "camera"}
 _PROTOCOL = {"国标": "gb28181", "gb/t 28181": "gb28181", "gb28181": "gb28181", "推流": "push"}
+# Spaces, "_" and "-" are dropped before the look-up; "平台默认" and the like: no setting.
+_MEDIA = {
+    "udp": "udp",
+    "tcppassive": "tcp-passive",
+    "tcp被动": "tcp-passive",
+    "被动": "tcp-passive",
+    "tcpactive": "tcp-active",
+    "tcp主动": "tcp-active",
+    "主动": "tcp-active",
+}
+_MEDIA_DEFAULT = frozenset({"default", "平台默认", "默认"})
 
 
 class SheetRow(BaseModel):
@@ -115,6 +130,7 @@ class SheetRow(BaseModel):
     address: str | None = Field(default=None, max_length=256)
     point_class: PointClass | None = None
     ptz_type: PtzType | None = None
+    media_transport: MediaTransport | None = None
 
     @field_validator("ptz_type", mode="before")
     @classmethod
@@ -135,6 +151,16 @@ class SheetRow(BaseModel):
     @classmethod
     def _protocol(cls, v: Any) -> Any:
         return _PROTOCOL.get(str(v).strip().lower(), str(v).strip().lower()) if v is not None else v
+
+    @field_validator("media_transport", mode="before")
+    @classmethod
+    def _media(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        text = str(v).strip().lower()
+        if text in _MEDIA_DEFAULT:
+            return None
+        return _MEDIA.get("".join(c for c in text if c not in " _-"), text)
 
 
 @dataclass
@@ -282,6 +308,8 @@ class RegisterIO:
                     split_credentials(row.url)
                 except InvalidInput as exc:
                     fail(line, "url", exc.message)
+            if row.media_transport is not None and not row.device_id:
+                _gb_only(fail, line, row.protocol or "rtsp")
             if row.device_id:
                 device_values = _device_values(row)
                 plan = plans.get(row.device_id)
@@ -305,6 +333,13 @@ class RegisterIO:
                 if (row.protocol or "rtsp") in ("rtsp", "onvif") and not row.url:
                     fail(line, "url", "a new rtsp/onvif camera needs a stream URL")
                 singles.append((line, row))
+        rows_at = dict(parsed)
+        for gb_id, plan in plans.items():
+            known = devices_by_id.get(gb_id)
+            protocol = known.protocol if known else plan.values.get("protocol") or "rtsp"
+            for line in plan.lines:
+                if rows_at[line].media_transport is not None:
+                    _gb_only(fail, line, protocol)
         if errors:
             errors.sort(key=lambda e: (e.row, e.column or ""))
             raise InvalidInput(
@@ -404,6 +439,7 @@ class RegisterIO:
             "username": values.get("username") or url_user,
             "password_enc": self._secrets.seal(password) if password else None,
             "transport": "tcp",
+            "media_transport": values.get("media_transport"),
             "org_pk": org.pk if org else None,
             "status": "offline",
             "status_reason": "not yet connected",
@@ -450,6 +486,7 @@ class RegisterIO:
                     "address": ch.address,
                     "point_class": ch.point_class,
                     "ptz_type": ch.ptz_type,
+                    "media_transport": dev.media_transport,
                 }
                 rows.append([record[k] for k in EXPORT_KEYS])
             self._audit.append(
@@ -460,6 +497,12 @@ class RegisterIO:
                 detail={"format": fmt, "rows": len(rows)},
             )
         return write_sheet(header, rows, fmt)
+
+
+def _gb_only(fail: Callable[[int, str | None, str], None], line: int, protocol: str) -> None:
+    """A media transport is a GB/T 28181 device's setting."""
+    if protocol != "gb28181":
+        fail(line, "media_transport", f"applies to gb28181 devices only, not to {protocol}")
 
 
 def _dump(errors: list[ImportRowError]) -> list[dict[str, Any]]:
@@ -473,6 +516,7 @@ def _device_values(row: SheetRow) -> dict[str, Any]:
         "protocol": row.protocol,
         "username": row.username,
         "password": row.password,
+        "media_transport": row.media_transport,
     }
     if not row.device_id:
         values["url"] = row.url

@@ -24,6 +24,13 @@ DeviceKind = Literal["ipc", "camera", "nvr", "dvr", "encoder", "platform"]
 # "sim": the built-in camera simulator (demo, tests, benchmarks).
 Protocol = Literal["rtsp", "onvif", "gb28181", "push", "sim"]
 Transport = Literal["tcp", "udp"]
+# How a GB/T 28181 device is asked to send media: udp; tcp-passive (the device connects to
+# the platform); tcp-active (the platform connects to the device).
+MediaTransport = Literal["udp", "tcp-passive", "tcp-active"]
+MEDIA_TRANSPORT_DOC = (
+    "GB/T 28181 devices only: udp, tcp-passive (the device connects to the platform) or "
+    "tcp-active (the platform connects to the device); null: the platform default"
+)
 # GB/T 28181 PTZType: 1 dome, 2 half dome, 3 fixed bullet, 4 remote-controlled bullet.
 PtzType = Literal["dome", "half_dome", "fixed", "remote_fixed", "unknown"]
 PTZ_CAPABLE = frozenset({"dome", "half_dome", "remote_fixed"})
@@ -81,6 +88,7 @@ class DeviceCreate(_In):
     username: Annotated[str, Field(max_length=128)] | None = None
     password: Annotated[str, Field(max_length=256)] | None = None
     transport: Transport = "tcp"
+    media_transport: MediaTransport | None = Field(default=None, description=MEDIA_TRANSPORT_DOC)
     manufacturer: Annotated[str, Field(max_length=64)] | None = None
     model: Annotated[str, Field(max_length=64)] | None = None
     firmware: Annotated[str, Field(max_length=64)] | None = None
@@ -98,6 +106,7 @@ class DeviceUpdate(_In):
     username: Annotated[str, Field(max_length=128)] | None = None
     password: Annotated[str, Field(max_length=256)] | None = None
     transport: Transport | None = None
+    media_transport: MediaTransport | None = Field(default=None, description=MEDIA_TRANSPORT_DOC)
     manufacturer: Annotated[str, Field(max_length=64)] | None = None
     model: Annotated[str, Field(max_length=64)] | None = None
     ip: Annotated[str, Field(max_length=64)] | None = None
@@ -115,6 +124,11 @@ class DeviceView(BaseModel):
     username: str | None
     has_password: bool
     transport: str
+    media_transport: str | None = Field(
+        default=None,
+        description="GB/T 28181 devices: the media transport set for the device; null: the "
+        "platform default",
+    )
     manufacturer: str | None
     model: str | None
     firmware: str | None
