@@ -141,7 +141,7 @@ def test_gb_channels_live_on_the_wall_and_device_recordings_played_back(
     page.wait_for_selector("[data-test=playhead]")
     head = float(page.get_attribute("[data-test=playhead]", "data-at") or 0)
     assert ranges[0][0] <= head <= now, (head, ranges)
-    assert page.is_disabled("[data-test=export]")  # the platform's recordings only
+    assert not page.is_disabled("[data-test=export]")  # downloads from the device (exports tests)
 
     # Speed and pause go to the device (MANSRTSP); the browser follows.
     with page.expect_response(lambda r: r.url.endswith(f"{key}/control")) as speed:

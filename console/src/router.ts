@@ -20,6 +20,8 @@ export const router = createRouter({
         { path: 'devices', name: 'devices', component: () => import('./views/DevicesView.vue'), meta: { admin: true } },
         { path: 'users', name: 'users', component: () => import('./views/UsersView.vue'), meta: { admin: true } },
         { path: 'audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { admin: true } },
+        // Exports and device downloads (video.export): a wide table, no channel panel.
+        { path: 'exports', name: 'exports', component: () => import('./views/ExportsView.vue'), meta: { admin: true } },
       ],
     },
     { path: '/:rest(.*)*', redirect: { name: 'live' } },

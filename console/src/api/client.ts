@@ -194,14 +194,58 @@ export interface Timeline {
 /** The API's minimum length of an export's reason (media/export.py MIN_REASON). */
 export const MIN_REASON = 4
 
+/** platform: from the platform's recordings; device: downloaded from a GB/T 28181 device. */
+export type ExportSource = 'platform' | 'device'
+/** partial: the device sent less than the range (or the download was cancelled). */
+export type ExportStatus = 'running' | 'done' | 'partial' | 'failed'
+
 export interface ExportView {
   id: number
   channel_id: string
   start: string
   end: string
   bytes: number
+  /** Empty while the export runs. */
   sha256: string
-  url: string
+  /** Where to fetch the file; null until it is finished (done or partial). */
+  url: string | null
+  source: ExportSource
+  status: ExportStatus
+  /** 0 … 1 */
+  progress: number
+  error: string | null
+  reason: string
+  created_by: string
+  created_at: string
+  finished_at: string | null
+}
+
+/** GB/T 28181 downloads: the device sends at 1 … 32 times real time (the API's default 4). */
+export const DOWNLOAD_SPEEDS = [1, 2, 4, 8, 16]
+export const DEFAULT_DOWNLOAD_SPEED = 4
+
+export const listExports = (limit = 100): Promise<ExportView[]> => get<ExportView[]>('/exports', { limit })
+export const getExport = (id: number): Promise<ExportView> => get<ExportView>(`/exports/${id}`)
+export const cancelExport = (id: number): Promise<ExportView> => request<ExportView>('POST', `/exports/${id}/cancel`)
+/** POST /channels/{id}/device-download: a range recorded on the device, as a job (202, running). */
+export const startDeviceDownload = (
+  channelId: string,
+  start: number,
+  end: number,
+  reason: string,
+  speed: number,
+): Promise<ExportView> =>
+  request<ExportView>('POST', `/channels/${encodeURIComponent(channelId)}/device-download`, {
+    body: { start: isoLocal(start), end: isoLocal(end), reason, speed },
+  })
+
+/** A finished export's file, fetched with the caller's token; its name from the server. */
+export async function fetchExportFile(view: ExportView): Promise<{ blob: Blob; name: string }> {
+  const res = await fetchRaw(`/exports/${view.id}/file`)
+  const blob = await res.blob()
+  const name =
+    /filename="?([^";]+)"?/.exec(res.headers.get('Content-Disposition') ?? '')?.[1] ?? `${view.channel_id}-export-${view.id}.mp4`
+  return { blob, name }
 }
 
 export interface TierView {
@@ -326,6 +370,8 @@ export interface DeviceView {
   username: string | null
   has_password: boolean
   transport: string
+  /** GB/T 28181 devices: udp, tcp-passive or tcp-active; null: the platform default. */
+  media_transport?: string | null
   manufacturer: string | null
   model: string | null
   firmware: string | null
@@ -350,6 +396,8 @@ export interface DeviceForm {
   username?: string | null
   password?: string | null
   transport?: string
+  /** GB/T 28181 devices only: udp, tcp-passive, tcp-active; null: the platform default. */
+  media_transport?: string | null
   ip?: string | null
   port?: number | null
   org?: string | null
