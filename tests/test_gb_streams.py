@@ -25,8 +25,10 @@ from tests.support.gb import (
     simulator_process,
     unregistered_channel,
 )
+from tests.support.media import Events
 from tests.support.wait import wait_until
 from xueliang.app import Platform
+from xueliang.media.model import SegmentClosed
 
 pytestmark = pytest.mark.media
 
@@ -93,6 +95,51 @@ def test_live_view_of_a_simulated_channel(
     assert not gb.media.is_pulled(channel)
     ch = client.get(f"/api/v1/channels/{channel}", headers=admin_headers).json()
     assert ch["status"] == "online"
+
+
+def test_the_sub_stream_is_a_session_of_its_own_and_never_recorded(
+    gb: Platform,
+    simulator: subprocess.Popen[str],
+    client: TestClient,
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    channel = registered_channels(client, admin_headers)[0]
+    gb.gb28181.routes.invalidate()
+    r = client.put(
+        f"/api/v1/channels/{channel}/recording-plan",
+        json={"mode": "continuous"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    streams = gb.gb28181.streams
+    events = Events(gb)
+    main = client.post(f"/api/v1/channels/{channel}/live/ticket", headers=admin_headers)
+    sub = client.post(
+        f"/api/v1/channels/{channel}/live/ticket", params={"stream": "sub"}, headers=admin_headers
+    )
+    assert main.status_code == sub.status_code == 200, (main.text, sub.text)
+    assert (main.json()["stream"], sub.json()["stream"]) == ("main", "sub")
+    assert sub.json()["relay_url"].endswith("?stream=sub")
+    views = {v.stream: v for v in streams.sessions()}
+    assert set(views) == {0, 1} and views[1].key == f"{channel}@1"
+    assert views[0].key == channel and views[0].ssrc != views[1].ssrc
+    # The device sends its smaller sub stream (the simulator's is half the size each way).
+    stream = watch(sub.json()["url"], 10, tmp_path / "sub.mp4")
+    assert (stream["width"], stream["height"]) == (160, 90)
+    assert watch(main.json()["url"], 5, tmp_path / "main.mp4")["width"] == 320
+    # Only the main stream is recorded; the sub stream ends when nobody watches it.
+    events.segments(channel, 2, 30)
+    wait_until(lambda: {v.stream for v in streams.sessions()} == {0}, 15, "the sub stream to end")
+    recorded = {e.channel_id for e in list(events.q.queue) if isinstance(e, SegmentClosed)}
+    assert f"{channel}@1" not in recorded
+    r = client.get("/api/v1/audit", params={"target": f"channel:{channel}"}, headers=admin_headers)
+    live = [a["detail"] for a in r.json()["items"] if a["action"] == "video.live"]
+    assert {d.get("stream") for d in live} == {"main", "sub"}
+    r = client.post(
+        f"/api/v1/channels/{channel}/live/ticket", params={"stream": "third"}, headers=admin_headers
+    )
+    assert r.status_code == 422
 
 
 def test_one_stream_serves_every_viewer_and_churn_leaks_nothing(

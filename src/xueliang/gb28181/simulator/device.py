@@ -132,6 +132,7 @@ class StartStream:
     start: int = 0  # Unix seconds of the recording asked for (Playback, Download)
     stop: int = 0
     speed: float = 1.0  # Download: a=downloadspeed
+    stream_number: int = 0  # 2022 a=streamnumber: 0 main stream, 1 sub stream (smaller)
 
     @property
     def duration(self) -> float | None:
@@ -1003,6 +1004,7 @@ class Device:
             start=offer.range_unix[0] if history else 0,
             stop=offer.range_unix[1] if history else 0,
             speed=float(media.download_speed or 1),
+            stream_number=media.stream_number or 0,
         )
         dialog = _Dialog(invite=request, to_tag=new_tag(), start=start)
         self.dialogs[call_id] = dialog

@@ -172,6 +172,7 @@ class SimulatorRunner:
         self.tcp = settings.transport.lower() == "tcp"
         self.host = settings.advertise_host or guess_host(settings.server)
         self._clip = clip
+        self._sub_clip: Clip | None = None
         self._slots: list[_Slot] = []
         self._by_id: dict[str, _Slot] = {}
         self._heap: list[tuple[float, int, int]] = []
@@ -452,6 +453,15 @@ class SimulatorRunner:
             self._clip = encode_clip(s.width, s.height, fps=s.fps, gop=s.fps)
         return self._clip
 
+    def sub_clip(self) -> Clip:
+        """The sub stream (a=streamnumber:1 and up): half the size each way, as cameras'
+        sub streams are smaller than their main one."""
+        if self._sub_clip is None:
+            s = self.settings
+            width, height = max(32, s.width // 2 // 2 * 2), max(32, s.height // 2 // 2 * 2)
+            self._sub_clip = encode_clip(width, height, fps=s.fps, gop=s.fps)
+        return self._sub_clip
+
     def _allocate_port(
         self, call_id: str, transport: sdp.Transport, setup: sdp.Setup | None
     ) -> int:
@@ -530,7 +540,7 @@ class SimulatorRunner:
     def _begin(self, stream: _Stream) -> None:
         start = stream.start
         stream.pacer = StreamPacer(
-            self.clip(),
+            self.sub_clip() if start.stream_number > 0 else self.clip(),
             ssrc=start.ssrc,
             started=self.now(),
             tcp=start.transport is sdp.Transport.TCP,
