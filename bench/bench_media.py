@@ -178,12 +178,59 @@ def run_xueliang(
     }
 
 
-def run_ffmpeg(urls: list[str], window: float, warmup: float, per_worker: int) -> dict[str, float]:
+def run_ffmpeg(
+    urls: list[str], window: float, warmup: float, per_worker: int, *, viewer: bool = False
+) -> dict[str, float]:
+    """One ``ffmpeg -c copy -f segment`` per channel; with ``viewer``, each also feeds one live
+    viewer as Xueliang does (a tee: the segments and fragmented MP4 of a fragment per frame
+    over TCP to a reader in another process), so that both do the same work."""
     out = Path(tempfile.mkdtemp(prefix="ff-bench-"))
     procs = []
+    sink: subprocess.Popen[str] | None = None
+    ports: list[int] = []
+    if viewer:
+        sink = subprocess.Popen(
+            [PY, str(HERE / "tcp_viewers.py"), str(len(urls))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert sink.stdout is not None
+        ports = json.loads(sink.stdout.readline())
+    received: list[list[int]] = []
+
+    def delivered() -> None:
+        if sink is not None and sink.stdin is not None and sink.stdout is not None:
+            sink.stdin.write("\n")
+            sink.stdin.flush()
+            received.append(json.loads(sink.stdout.readline()))
+
     try:
         for i, url in enumerate(urls):
             progress = out / f"p{i}.txt"
+            segments = str(out / f"c{i}_%03d.mp4")
+            if viewer:
+                live = "movflags=frag_every_frame+empty_moov+default_base_moof"
+                output = [
+                    "-map",
+                    "0:v",
+                    "-f",
+                    "tee",
+                    f"[f=segment:segment_time=60:segment_format=mp4:reset_timestamps=1]{segments}"
+                    f"|[f=mp4:{live}]tcp://127.0.0.1:{ports[i]}",
+                ]
+            else:
+                output = [
+                    "-f",
+                    "segment",
+                    "-segment_time",
+                    "60",
+                    "-segment_format",
+                    "mp4",
+                    "-reset_timestamps",
+                    "1",
+                    segments,
+                ]
             procs.append(
                 subprocess.Popen(
                     [
@@ -197,17 +244,9 @@ def run_ffmpeg(urls: list[str], window: float, warmup: float, per_worker: int) -
                         url,
                         "-c",
                         "copy",
-                        "-f",
-                        "segment",
-                        "-segment_time",
-                        "60",
-                        "-segment_format",
-                        "mp4",
-                        "-reset_timestamps",
-                        "1",
                         "-progress",
                         str(progress),
-                        str(out / f"c{i}_%03d.mp4"),
+                        *output,
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -217,9 +256,11 @@ def run_ffmpeg(urls: list[str], window: float, warmup: float, per_worker: int) -
         time.sleep(warmup)
         pids = [p.pid for p in procs]
         f0 = [_frames(out / f"p{i}.txt") for i in range(len(urls))]
+        delivered()
         c0, t0 = cpu_seconds(pids), time.monotonic()
         time.sleep(window)
         c1, t1 = cpu_seconds(pids), time.monotonic()
+        delivered()
         f1 = [_frames(out / f"p{i}.txt") for i in range(len(urls))]
         mem = pss_mb(pids)
     finally:
@@ -230,16 +271,29 @@ def run_ffmpeg(urls: list[str], window: float, warmup: float, per_worker: int) -
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if sink is not None and sink.stdin is not None:
+            sink.stdin.close()
+            sink.wait(timeout=10)
         shutil.rmtree(out, ignore_errors=True)
     elapsed = t1 - t0
     rates = [(b - a) / elapsed for a, b in zip(f0, f1, strict=True)]
+    live = [0.0]
+    if len(received) == 2:
+        live = [(b - a) * 8 / elapsed / 1000 for a, b in zip(*received, strict=True)]
     return {
         "cpu": (c1 - c0) / elapsed * 100,
         "mem": mem,
         "min_fps": min(rates),
         "median_fps": statistics.median(rates),
         "procs": len(urls),
+        "live_kbps": min(live),
     }
+
+
+def run_ffmpeg_viewer(
+    urls: list[str], window: float, warmup: float, per_worker: int
+) -> dict[str, float]:
+    return run_ffmpeg(urls, window, warmup, per_worker, viewer=True)
 
 
 def _frames(progress: Path) -> int:
@@ -494,6 +548,8 @@ def main() -> None:
             impls = [("xueliang", run_xueliang)]
             if not args.skip_ffmpeg:
                 impls.append(("ffmpeg", run_ffmpeg))
+                if LIVE[0] != "0":
+                    impls.append(("ffmpeg+v", run_ffmpeg_viewer))
             for name, fn in impls:
                 s0 = cpu_seconds([server.pid])
                 ts = time.monotonic()

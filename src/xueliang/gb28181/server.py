@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,7 @@ QUERY_TIMEOUT = 32.0  # Timer F: a device that never answers a query
 # Threads writing to the register (one device's writes always on the same one); SQLite takes
 # one writer at a time, so there one lane (more only wait on its lock, and time out).
 LANES = 4
+ARRIVALS_BATCH = 500  # devices coming online stored in one transaction at most
 
 
 class Directory(Protocol):
@@ -120,6 +122,10 @@ class GbServer(SipEndpoint):
         self._lanes = [
             ThreadPoolExecutor(1, thread_name_prefix=f"gb-db-{i}") for i in range(max(1, lanes))
         ]
+        # Per lane: the devices coming online not yet stored, in a batch whose job is queued
+        # on the lane and not started (None: none open); guarded by _arrivals_lock.
+        self._arrivals: list[list[tuple[str, Address, bool]] | None] = [None] * len(self._lanes)
+        self._arrivals_lock = threading.Lock()
         self._passwords: dict[str, tuple[float, str | None]] = {}
         self._answers: dict[tuple[str, str, int], PendingAnswer] = {}
         # Notifications a device sends on its own (Alarm, MobilePosition, MediaStatus, …):
@@ -158,7 +164,7 @@ class GbServer(SipEndpoint):
         """Run a blocking directory call in a worker thread; its failure is logged, never
         raised. One device's calls run in order on one lane (its row is created by ``online``
         before its DeviceInfo or catalogue is stored); different devices' run in parallel."""
-        lane = self._lanes[hash(device_id) % len(self._lanes)]
+        index = self._lane_of(device_id)
 
         def run() -> None:
             try:
@@ -166,7 +172,49 @@ class GbServer(SipEndpoint):
             except Exception:
                 log.exception("GB/T 28181: updating the register for %s failed", device_id)
 
-        lane.submit(run)
+        with self._arrivals_lock:
+            self._arrivals[index] = None  # later arrivals are stored after this work
+            self._lanes[index].submit(run)
+
+    def _lane_of(self, device_id: str) -> int:
+        return hash(device_id) % len(self._lanes)
+
+    def _store_online(self, device_id: str, address: Address, renewed: bool) -> None:
+        """``Directory.online``, batched: devices that come online while the lane is busy
+        are stored together, in one transaction (``online_many`` where the directory has it),
+        at the place in the lane's order where the first of them came."""
+        index = self._lane_of(device_id)
+        with self._arrivals_lock:
+            batch = self._arrivals[index]
+            if batch is not None:
+                batch.append((device_id, address, renewed))
+                if len(batch) >= ARRIVALS_BATCH:
+                    self._arrivals[index] = None
+                return
+            batch = self._arrivals[index] = [(device_id, address, renewed)]
+
+            def run() -> None:
+                with self._arrivals_lock:
+                    if self._arrivals[index] is batch:
+                        self._arrivals[index] = None  # closed: what comes now, a new batch
+                self._online_batch(batch)
+
+            self._lanes[index].submit(run)
+
+    def _online_batch(self, batch: list[tuple[str, Address, bool]]) -> None:
+        directory = self._directory
+        many = getattr(directory, "online_many", None)
+        if many is not None and len(batch) > 1:
+            try:
+                many(batch)
+                return
+            except Exception:
+                log.exception("GB/T 28181: storing %d devices failed; one by one", len(batch))
+        for device_id, address, renewed in batch:
+            try:
+                directory.online(device_id, address, renewed)
+            except Exception:
+                log.exception("GB/T 28181: updating the register for %s failed", device_id)
 
     def _tick(self, now: float) -> None:
         super()._tick(now)
@@ -401,10 +449,7 @@ class GbServer(SipEndpoint):
         self._came_online(came)
 
     def _came_online(self, came: Online) -> None:
-        directory = self._directory
-        self._spawn(
-            came.device_id, lambda: directory.online(came.device_id, came.address, came.renewed)
-        )
+        self._store_online(came.device_id, came.address, came.renewed)
         if not came.renewed:
             # Learn what it is and what it has, as soon as it is here.
             for asked in (
