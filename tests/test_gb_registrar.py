@@ -69,3 +69,18 @@ def test_a_keepalive_from_another_host_is_not_believed() -> None:
     # It really moved host: it registers again (with its password) and is believed there.
     r.register("d1", B, "", 3600, now=30)
     assert r.seen("d1", B, now=40, keepalive=True)
+
+
+def test_a_new_call_id_while_registered_is_a_restart_not_a_renewal() -> None:
+    r = Registrar()
+    first = r.register("d1", A, "<sip:d1@127.0.0.1>", 3600, now=0, call_id="boot-1")
+    assert not first.renewed and not first.restarted
+    again = r.register("d1", A, "<sip:d1@127.0.0.1>", 3600, now=60, call_id="boot-1")
+    assert again.renewed and not again.restarted  # a refresh in the same boot
+    rebooted = r.register("d1", B, "<sip:d1@10.0.0.9>", 3600, now=120, call_id="boot-2")
+    assert rebooted.restarted and not rebooted.renewed
+    reg = r.get("d1")
+    assert reg is not None and reg.restarts == 1 and reg.registered_at == 120
+    assert reg.address == B and reg.call_id == "boot-2" and "d1" in r  # never unregistered
+    # A device that sends no Call-ID worth comparing is only ever renewed.
+    assert r.register("d1", B, "", 3600, now=130).renewed

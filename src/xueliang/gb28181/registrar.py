@@ -35,6 +35,10 @@ class Registration:
     keepalives: int = 0
     version: str | None = None  # X-GB-Ver: None or 2.0 for 2016 devices, 3.0 for 2022 ones
     user_agent: str | None = None
+    # A UA keeps its REGISTER Call-ID while it runs (RFC 3261 10.2): a new one while the
+    # registration is live means the device restarted (its dialogs and subscriptions are gone).
+    call_id: str | None = None
+    restarts: int = 0
     # Where the deadline heap believes this registration ends (lazy deletion).
     deadline: float = field(default=0.0)
 
@@ -44,6 +48,7 @@ class Online:
     device_id: str
     address: Address
     renewed: bool  # a refresh of a live registration, not a new arrival
+    restarted: bool = False  # registered again under a new Call-ID while still registered
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,23 +98,32 @@ class Registrar:
         *,
         version: str | None = None,
         user_agent: str | None = None,
+        call_id: str | None = None,
     ) -> Online:
+        """A REGISTER accepted. A device that registers again under a new Call-ID while its
+        registration is live restarted: it is not renewed (the platform asks it everything
+        again and subscribes anew) but it never goes offline in between."""
         reg = self._devices.get(device_id)
         renewed = reg is not None
+        restarted = False
         if reg is None:
             reg = self._devices[device_id] = Registration(
                 device_id, address, contact, now + expires, now, now
             )
+        elif call_id is not None and reg.call_id is not None and call_id != reg.call_id:
+            restarted, renewed = True, False
+            reg.registered_at, reg.keepalives = now, 0
+            reg.restarts += 1
         reg.version, reg.user_agent = version, user_agent
-        if renewed:
-            reg.address, reg.contact, reg.expires_at, reg.last_seen = (
-                address,
-                contact,
-                now + expires,
-                now,
-            )
+        reg.call_id = call_id if call_id is not None else reg.call_id
+        reg.address, reg.contact, reg.expires_at, reg.last_seen = (
+            address,
+            contact,
+            now + expires,
+            now,
+        )
         self._schedule(reg)
-        return Online(device_id, address, renewed)
+        return Online(device_id, address, renewed, restarted)
 
     def unregister(self, device_id: str) -> Offline | None:
         if self._devices.pop(device_id, None) is None:

@@ -445,7 +445,10 @@ class GbServer(SipEndpoint):
             now,
             version=_clip(request.headers.get("X-GB-Ver"), 16),
             user_agent=_clip(request.headers.get("User-Agent"), 128),
+            call_id=_clip(request.call_id, 128),
         )
+        if came.restarted:
+            log.info("GB/T 28181: %s restarted (registered anew while registered)", device_id)
         self._came_online(came)
 
     def _came_online(self, came: Online) -> None:

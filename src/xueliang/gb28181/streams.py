@@ -190,6 +190,7 @@ class GbStreams:
         server = self._server()
         if server is not None:
             server.notify_listeners.append(self._on_notify)
+            server.presence_listeners.append(self._on_presence)
         self._reaper = self._loop.create_task(self._reap_forever())
 
     async def stop(self) -> None:
@@ -550,6 +551,16 @@ class GbStreams:
         if request.method == "MESSAGE":
             return 200  # MediaStatus inside the dialog: _on_notify sees it too
         return 200 if request.method == "INFO" else 405
+
+    def _on_presence(self, device_id: str, arrived: bool) -> None:
+        """A device that arrives (a restart included: registered anew under a new Call-ID)
+        holds none of its earlier media dialogs: end those sessions now rather than after the
+        media timeout, so that viewers hear why and a recorded channel is asked for again."""
+        if not arrived:
+            return
+        for session in list(self._sessions.values()):
+            if session.device_id == device_id and session.ready:
+                self._later(self._teardown(session, "the device restarted", bye=False))
 
     def _on_notify(self, sender: str, message: manscdp.Message, request: SipRequest) -> None:
         if not isinstance(message, manscdp.MediaStatus) or not message.end_of_file:

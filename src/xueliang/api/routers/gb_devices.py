@@ -51,6 +51,10 @@ class SipStateView(BaseModel):
     last_seen: datetime | None
     expires_at: datetime | None
     keepalives: int
+    restarts: int = Field(
+        default=0,
+        description="Times it registered anew under a new Call-ID while registered (restarted)",
+    )
     sessions: list[MediaSessionView]
 
 
@@ -106,6 +110,7 @@ def sip_state(device_id: DeviceId, p: PlatformDep, principal: PrincipalDep) -> S
         last_seen=wall(reg.last_seen),
         expires_at=wall(reg.expires_at),
         keepalives=reg.keepalives,
+        restarts=reg.restarts,
         sessions=sessions,
     )
 

@@ -281,6 +281,22 @@ class Device:
         self.registered = False
         return outputs
 
+    def restart(self, now: float) -> list[Output]:
+        """Reboot, as a device does after TeleBoot or a power cut: every stream and
+        subscription is gone, and it registers at once under a new Call-ID (its earlier
+        registration still live on the platform)."""
+        outputs: list[Output] = [StopStream(call_id) for call_id in self.dialogs]
+        self.dialogs.clear()
+        self.subscriptions.clear()
+        self._table = TransactionTable()
+        self._purpose.clear()
+        self._reply_to.clear()
+        self._reg = _Registration()
+        self.registered = False
+        self._keepalive_at = None
+        self._register_at = now
+        return outputs + self.tick(now)
+
     def connection_lost(self, now: float) -> list[Output]:
         """The TCP signalling connection closed: streams end, register again after back-off."""
         outputs: list[Output] = [StopStream(call_id) for call_id in self.dialogs]
