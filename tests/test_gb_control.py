@@ -163,7 +163,7 @@ def test_presets_call_set_remove(
     r = _ptz(client, admin_headers, ch, action="preset", op="goto", preset=300)
     assert r.status_code == 422, r.text
     assert len(device.ptz_commands) == 3
-    # PresetQuery is not modelled yet: the list is empty.
+    # The device is asked (PresetQuery): preset 3 was set and removed again, so none is left.
     r = client.get(f"{API}/channels/{ch}/ptz/presets", headers=admin_headers)
     assert r.status_code == 200 and r.json() == [], r.text
 
