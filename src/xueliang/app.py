@@ -157,6 +157,7 @@ def build_platform(
         changed=registry_changed,
         events=events,
         exports=exports,
+        snapshots_root=data.root / "device-snapshots",
     )
     gb_control = GbControl(lambda: gb.server, lambda: gb.loop)
     ptz_drivers = {**default_drivers(), "gb28181": GbPtzDriver(gb_control)}

@@ -573,3 +573,22 @@ export const deleteRole = (name: string): Promise<void> => request<void>('DELETE
 export const listAudit = (query: AuditQuery): Promise<Page<AuditRecord>> =>
   get<Page<AuditRecord>>('/audit', { ...query })
 export const verifyAudit = (): Promise<VerifyResult> => get<VerifyResult>('/audit/verify')
+
+// --- GB/T 28181 device control (api/routers/device_control.py) ------------------------------
+
+/** reboot needs registry.write besides device.control; record/stop_record take a channel. */
+export type DeviceAction = 'reboot' | 'guard' | 'unguard' | 'record' | 'stop_record'
+
+export interface DeviceControlResult {
+  device_id: string
+  channel_id: string | null
+  action: DeviceAction
+  /** What the device answered (OK); an ERROR comes back as a 422 device_error instead. */
+  result: string
+}
+
+export const getDevice = (id: string): Promise<DeviceView> => get<DeviceView>(`/devices/${enc(id)}`)
+export const controlDevice = (deviceId: string, action: DeviceAction, channelId?: string): Promise<DeviceControlResult> =>
+  request<DeviceControlResult>('POST', `/devices/${enc(deviceId)}/control`, {
+    body: channelId ? { action, channel_id: channelId } : { action },
+  })

@@ -16,8 +16,10 @@ PTZ has no MANSCDP answer on most devices: the 200 to the MESSAGE is taken as do
 PTZCmd's 0..255 pan/tilt and 0..15 zoom speeds. GB/T 28181 has no move timeout, so the driver
 sends the stop itself after the move's timeout unless another move or a stop came first (a lost
 stop request still leaves the camera turning: the device's own PTZ timeout, if any, applies).
-Presets are numbers 1..255; the standard's PresetQuery is not modelled yet, so the preset list
-is empty.
+Presets are numbers 1..255. The preset list is the device's answer to PresetQuery (GB/T
+28181-2022 A.2.4.11, answered with a PresetList of PresetID and PresetName items): a device
+that is offline or does not answer is DeviceUnreachable, one that refuses the query or answers
+``<Result>ERROR</Result>`` a DeviceError; never an empty list in their place.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from xueliang.core.errors import DeviceError, DeviceProtocolError, DeviceUnreach
 from xueliang.gb28181 import manscdp
 from xueliang.gb28181 import ptz as codec
 from xueliang.gb28181.endpoint import DeviceRefused
+from xueliang.gb28181.errors import ParseError
+from xueliang.gb28181.manscdp.document import parse_document
 from xueliang.ptz.commands import Move, Preset
 from xueliang.ptz.driver import PresetView, PtzTarget
 from xueliang.registry.common import visible_channel, visible_device
@@ -54,6 +58,8 @@ T = TypeVar("T")
 PROTOCOL = "gb28181"
 AUDIT_ACTION = "device.control"
 DEFAULT_DEADLINE = 5.0  # an operator at a joystick: fail fast rather than move late
+PRESET_QUERY = "PresetQuery"
+_PRESET_QUERY_WHAT = "the preset query (PresetQuery)"
 _PRESET_OPS = {
     "goto": codec.PresetOp.CALL,
     "set": codec.PresetOp.SET,
@@ -136,6 +142,22 @@ class GbControl:
             )
         return answer
 
+    async def presets(self, device_id: str, remote_id: str) -> list[tuple[int, str | None]]:
+        """Ask the device for the presets of its channel ``remote_id`` (PresetQuery): (number,
+        name) pairs by number."""
+        return await self.on_loop(self._presets(device_id, remote_id))
+
+    async def _presets(self, device_id: str, remote_id: str) -> list[tuple[int, str | None]]:
+        server = self._running(device_id)
+        query = manscdp.Unknown(
+            kind=manscdp.Kind.QUERY, cmd_type=PRESET_QUERY, device_id=remote_id, sn=server.next_sn()
+        )
+        try:
+            answer = await asyncio.wait_for(server.ask(device_id, query), self.deadline)
+        except Exception as exc:
+            raise self._failure(device_id, _PRESET_QUERY_WHAT, exc) from exc
+        return read_presets(device_id, answer)
+
     def _failure(self, device_id: str, what: str, exc: Exception) -> Exception:
         if isinstance(exc, LookupError):
             return DeviceUnreachable(f"device {device_id} is offline (not registered)")
@@ -151,6 +173,46 @@ class GbControl:
             return exc
         log.warning("GB/T 28181 control of %s failed", device_id, exc_info=exc)
         return DeviceProtocolError(f"device {device_id}: {what} failed ({exc})")
+
+
+def _preset_id(text: str | None) -> int | None:
+    value = (text or "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 3:
+        return None
+    number = int(value)
+    return number if 1 <= number <= 255 else None
+
+
+def read_presets(device_id: str, answer: manscdp.Message) -> list[tuple[int, str | None]]:
+    """The (number, name) pairs of a PresetQuery answer, by number. Items whose PresetID is not
+    a preset number (1..255) are left out; a number listed twice keeps its first name.
+    DeviceError when the device answered anything but OK; DeviceProtocolError when the answer
+    is not a PresetQuery response."""
+    if not isinstance(answer, manscdp.Unknown) or answer.kind is not manscdp.Kind.RESPONSE:
+        raise DeviceProtocolError(
+            f"device {device_id} answered {_PRESET_QUERY_WHAT} with {type(answer).__name__}, "
+            "not a PresetQuery response"
+        )
+    result = (answer.fields.get("Result") or "").strip()
+    if result and result.upper() != "OK":
+        raise DeviceError(
+            f"device {device_id} answered {result} to {_PRESET_QUERY_WHAT}: "
+            "it did not list its presets",
+            details={"result": result},
+        )
+    try:
+        root = parse_document(answer.xml).root
+    except ParseError as exc:
+        raise DeviceProtocolError(
+            f"device {device_id} answered {_PRESET_QUERY_WHAT} unreadably: {exc}"
+        ) from None
+    found: dict[int, str | None] = {}
+    listed = root.child("PresetList")
+    for item in listed.children_named("Item") if listed is not None else ():
+        number = _preset_id(item.text_of("PresetID"))
+        if number is not None and number not in found:
+            found[number] = (item.text_of("PresetName") or "").strip() or None
+    return sorted(found.items())
 
 
 def _axis(value: float, top: int) -> tuple[int, int]:
@@ -231,8 +293,8 @@ class GbPtzDriver:
         await self._control.on_loop(self._send(target, codec.STOP, None))
 
     async def presets(self, target: PtzTarget) -> list[PresetView]:
-        # PresetQuery (GB/T 28181-2022 A.2.4.11) is not modelled in manscdp yet.
-        return []
+        listed = await self._control.presets(*self._ids(target))
+        return [PresetView(str(number), name) for number, name in listed]
 
     async def preset(self, target: PtzTarget, preset: Preset) -> str | None:
         number = preset_number(preset.preset)
@@ -264,6 +326,59 @@ class ControlDone:
     result: str
 
 
+def command_target(
+    db: Database, principal: Principal, device_id: str, channel_id: str | None, what: str
+) -> str:
+    """The ID a command to a GB/T 28181 device names: the device's own, or the ID the device
+    uses for one of its channels; the device (and channel) must be in the caller's area."""
+    with db.read() as s:
+        device = visible_device(s, principal, device_id)
+        if device.protocol != PROTOCOL:
+            raise InvalidInput(
+                f"{what} is only for GB/T 28181 devices; {device_id} is {device.protocol}",
+                details={"protocol": device.protocol},
+            )
+        if channel_id is None:
+            return device.gb_id
+        channel = visible_channel(s, principal, channel_id)
+        owner = s.scalar(select(Device.gb_id).where(Device.pk == channel.device_pk))
+        if owner != device.gb_id:
+            raise InvalidInput(f"channel {channel_id} is not a channel of device {device_id}")
+        remote = s.scalar(select(Channel.remote_id).where(Channel.pk == channel.pk))
+        return remote or channel.gb_id
+
+
+def audit_command(
+    db: Database,
+    audit: AuditLog,
+    principal: Principal,
+    action: str,
+    device_id: str,
+    detail: dict[str, Any],
+    *,
+    channel_id: str | None,
+    result: str | None,
+    error: DeviceError | None,
+) -> None:
+    """One audit record of a command to a device: what was asked, what the device answered,
+    or why it failed."""
+    detail = dict(detail)
+    if channel_id is not None:
+        detail["channel_id"] = channel_id
+    if result is not None:
+        detail["result"] = result
+    with db.transaction() as s:
+        audit.append(
+            s,
+            principal,
+            action,
+            target=f"device:{device_id}",
+            outcome="ok" if error is None else "failed",
+            reason="" if error is None else f"{error.code}: {error.message}"[:256],
+            detail=detail,
+        )
+
+
 class DeviceControlService:
     """Reboot, arm/disarm and record start/stop of GB/T 28181 devices (``device.control``
     within the caller's area; a reboot also needs ``registry.write``, device management).
@@ -278,24 +393,9 @@ class DeviceControlService:
         self, principal: Principal, device_id: str, action: str, channel_id: str | None
     ) -> str:
         """The ID the DeviceControl names: the device's own, or its channel's."""
-        with self._db.read() as s:
-            device = visible_device(s, principal, device_id)
-            if device.protocol != PROTOCOL:
-                raise InvalidInput(
-                    f"device control is only for GB/T 28181 devices; {device_id} is "
-                    f"{device.protocol}",
-                    details={"protocol": device.protocol},
-                )
-            if channel_id is None:
-                return device.gb_id
-            if action == "reboot":
-                raise InvalidInput("reboot applies to the whole device: give no channel_id")
-            channel = visible_channel(s, principal, channel_id)
-            owner = s.scalar(select(Device.gb_id).where(Device.pk == channel.device_pk))
-            if owner != device.gb_id:
-                raise InvalidInput(f"channel {channel_id} is not a channel of device {device_id}")
-            remote = s.scalar(select(Channel.remote_id).where(Channel.pk == channel.pk))
-            return remote or channel.gb_id
+        if channel_id is not None and action == "reboot":
+            raise InvalidInput("reboot applies to the whole device: give no channel_id")
+        return command_target(self._db, principal, device_id, channel_id, "device control")
 
     def _record(
         self,
@@ -306,21 +406,17 @@ class DeviceControlService:
         result: str | None,
         error: DeviceError | None,
     ) -> None:
-        detail: dict[str, Any] = {"action": action}
-        if channel_id is not None:
-            detail["channel_id"] = channel_id
-        if result is not None:
-            detail["result"] = result
-        with self._db.transaction() as s:
-            self._audit.append(
-                s,
-                principal,
-                AUDIT_ACTION,
-                target=f"device:{device_id}",
-                outcome="ok" if error is None else "failed",
-                reason="" if error is None else f"{error.code}: {error.message}"[:256],
-                detail=detail,
-            )
+        audit_command(
+            self._db,
+            self._audit,
+            principal,
+            AUDIT_ACTION,
+            device_id,
+            {"action": action},
+            channel_id=channel_id,
+            result=result,
+            error=error,
+        )
 
     async def control(
         self, principal: Principal, device_id: str, action: str, channel_id: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from xueliang.access.audit import AuditLog
 from xueliang.config import Settings
@@ -14,12 +15,14 @@ from xueliang.core.events import Signal
 from xueliang.core.secretbox import SecretBox
 from xueliang.events.service import EventService
 from xueliang.gb28181 import manscdp
+from xueliang.gb28181.config import DeviceConfigService
 from xueliang.gb28181.directory import GbDirectory
 from xueliang.gb28181.downloads import GbDownloads
 from xueliang.gb28181.notifications import GbNotifications
 from xueliang.gb28181.registrar import Registrar
 from xueliang.gb28181.routes import ChannelRoutes
 from xueliang.gb28181.server import GbServer
+from xueliang.gb28181.snapshots import DeviceSnapshots
 from xueliang.gb28181.streams import GbStreams
 from xueliang.gb28181.subscriptions import TOPIC_SETTINGS, GbSubscriptions
 from xueliang.media.export import ExportService
@@ -46,6 +49,7 @@ class GbService:
         changed: Signal | None = None,
         events: EventService | None = None,
         exports: ExportService | None = None,
+        snapshots_root: Path | None = None,
     ) -> None:
         cfg = settings.gb28181
         centre = settings.registry.centre_code
@@ -83,6 +87,17 @@ class GbService:
             media_timeout=cfg.media_timeout,
         )
 
+        # DeviceConfig (2022), and snapshots devices take and upload on command.
+        self.configs = DeviceConfigService(db, audit, lambda: self.server, lambda: self.loop)
+        self.snapshots = DeviceSnapshots(
+            db,
+            audit,
+            snapshots_root if snapshots_root is not None else Path("device-snapshots"),
+            self.configs,
+            lambda: self.server,
+            self.routes.route,
+        )
+
         # Device recordings downloaded into evidence exports (jobs with progress).
         self.downloads = GbDownloads(self.streams, media, exports) if exports is not None else None
 
@@ -114,6 +129,7 @@ class GbService:
             ),
             timezone=self._settings.media.timezone,
             lanes=self._lanes,
+            redirect_to=cfg.redirect_to,
         )
         await self.server.start()
         self.loop = asyncio.get_running_loop()

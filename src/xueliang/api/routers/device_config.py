@@ -26,8 +26,6 @@ Snapshots taken by the device (``video.snapshot`` on the channel, audited):
 from __future__ import annotations
 
 import asyncio
-import threading
-import weakref
 from collections.abc import AsyncGenerator
 from datetime import datetime, time
 from typing import Annotated, Literal
@@ -44,14 +42,8 @@ from xueliang.api.errors import ERROR_RESPONSES
 from xueliang.app import Platform
 from xueliang.core.errors import InvalidInput
 from xueliang.gb28181 import manscdp
-from xueliang.gb28181.config import (
-    MAX_SNAPSHOTS,
-    DeviceConfigService,
-    DeviceSnapshots,
-    SnapshotSession,
-)
-from xueliang.gb28181.server import GbServer
-from xueliang.gb28181.service import GbService
+from xueliang.gb28181.config import DeviceConfigService
+from xueliang.gb28181.snapshots import MAX_SNAPSHOTS, DeviceSnapshots, SnapshotSession
 from xueliang.registry.schemas import _In
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -60,41 +52,12 @@ ChannelId = Annotated[str, Path(max_length=20, description="20-digit GB/T 28181 
 MULTIPART_OVERHEAD = 64 * 1024  # part headers and boundaries beside the picture
 
 
-# --- the services, one pair per platform's GB/T 28181 role ---------------------------------------
-
-_services: weakref.WeakKeyDictionary[GbService, tuple[DeviceConfigService, DeviceSnapshots]] = (
-    weakref.WeakKeyDictionary()
-)
-_services_lock = threading.Lock()
+# --- the services of the platform's GB/T 28181 role ------------------------------------------
 
 
 def services(p: Platform) -> tuple[DeviceConfigService, DeviceSnapshots]:
-    """The configuration service and the snapshot sessions of ``p`` (made on first use)."""
-    gb = p.gb28181
-    with _services_lock:
-        found = _services.get(gb)
-        if found is None:
-            ref = weakref.ref(gb)  # the services must not keep the GB role alive
-
-            def server() -> GbServer | None:
-                role = ref()
-                return role.server if role is not None else None
-
-            def loop() -> asyncio.AbstractEventLoop | None:
-                role = ref()
-                return role.loop if role is not None else None
-
-            configs = DeviceConfigService(p.db, p.audit, server, loop)
-            snapshots = DeviceSnapshots(
-                p.db,
-                p.audit,
-                p.data.root / "device-snapshots",
-                configs,
-                server,
-                gb.routes.route,
-            )
-            found = _services[gb] = (configs, snapshots)
-        return found
+    """The configuration service and the snapshot sessions of ``p``."""
+    return p.gb28181.configs, p.gb28181.snapshots
 
 
 # --- configuration ---------------------------------------------------------------------------

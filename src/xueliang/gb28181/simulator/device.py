@@ -7,11 +7,14 @@ asyncio runner and the tests drive it the same way.
 
 What it does, as field devices do:
 - REGISTER with digest auth (401 -> Authorization), refresh before expiry, retry with
-  exponential back-off after a 4xx, a timeout or a lost registration;
+  exponential back-off after a 4xx, a timeout or a lost registration; a 302 is followed to
+  the access node its Contact names (the front of a cluster);
 - a Keepalive MESSAGE every ``keepalive_interval`` seconds once registered; three unanswered in a
   row (or a 4xx: the server forgot the device) mean registering again;
 - answer Catalog (paged), DeviceInfo, DeviceStatus, RecordInfo (synthetic, paged) queries and
   DeviceControl (PTZCmd decoded and kept; the others kept and answered ``control_result``);
+- keep a preset table per channel from the PTZCmds (set adds, delete removes) and answer
+  PresetQuery from it (a PresetList; ``<Result>ERROR</Result>`` for an ID it does not have);
 - answer INVITE (Play, Playback, Download) with an SDP answer and stream after the ACK until BYE;
   a Playback or Download that reached its end sends MediaStatus 121;
 - accept Catalog, Alarm and MobilePosition subscriptions (200 with a To tag, Contact and the
@@ -42,7 +45,9 @@ from datetime import UTC, datetime, timedelta
 from xueliang.gb28181 import manscdp, sdp
 from xueliang.gb28181.errors import ParseError
 from xueliang.gb28181.manscdp.configs import STANDARD_TYPES
-from xueliang.gb28181.ptz import DecodedPtz
+from xueliang.gb28181.manscdp.document import Element, serialise
+from xueliang.gb28181.ptz import DecodedPtz, PresetOp, PtzCommand
+from xueliang.gb28181.ptz import Preset as PtzPreset
 from xueliang.gb28181.ptz import decode as decode_ptz
 from xueliang.gb28181.simulator.catalog import Channel, catalog_items, record_items
 from xueliang.gb28181.sip import (
@@ -111,8 +116,9 @@ class DeviceConfig:
 
 @dataclass(frozen=True)
 class Transmit:
-    """Send ``data`` on the signalling transport: to the server when ``to`` is None, else (a
-    response over UDP) back to where the request came from."""
+    """Send ``data`` on the signalling transport: to the server when ``to`` is None, else to
+    ``to`` (a response over UDP: back to where the request came from; a request after a 302:
+    the access node it named)."""
 
     data: bytes
     to: Address | None = None
@@ -210,6 +216,9 @@ class _Registration:
     challenged: tuple[str, ...] = ()  # nonces answered in this attempt
     expires: int = 0  # what the server granted
     unregistering: bool = False
+    # Where this registration's requests go: the access node a 302 named; None: the server
+    # configured. A lost registration starts again there (and is redirected anew).
+    server: Address | None = None
 
 
 class Device:
@@ -240,6 +249,8 @@ class Device:
         self.dialogs: dict[str, _Dialog] = {}
         # (channel ID, command), the latest ones: a long run must not grow without end.
         self.ptz_commands: deque[tuple[str, DecodedPtz]] = deque(maxlen=MAX_PTZ_KEPT)
+        # The presets saved by those commands: channel ID -> preset number -> name.
+        self.presets: dict[str, dict[int, str]] = {}
         # Other DeviceControls (TeleBoot, GuardCmd, RecordCmd, …), the latest ones, and what
         # they are answered: "ERROR" plays a device refusing them inside a 200, as Hikvision's do.
         self.controls: deque[manscdp.DeviceControl] = deque(maxlen=MAX_PTZ_KEPT)
@@ -425,6 +436,8 @@ class Device:
         if reg.unregistering:
             reg.unregistering = False
             return []
+        if 300 <= response.status < 400:
+            return self._follow_redirect(response, now)
         if not response.success:
             return self._register_failed(now)
         self._failures = 0
@@ -438,6 +451,22 @@ class Device:
             self._keepalive_failures = 0
             self._keepalive_at = now + self.config.keepalive_interval
         return []
+
+    def _follow_redirect(self, response: SipResponse, now: float) -> list[Output]:
+        """A 3xx (the front of a cluster sending the fleet to its access nodes): register at
+        the first Contact's host and port instead (5060 when it names none), as a new
+        registration there: new Call-ID, challenged anew, and keepalives and notifies follow
+        it. One hop: a redirect from where a redirect led, or one without a usable Contact,
+        fails the attempt, and after the back-off it starts again at the configured server.
+        (The runner sends to the node over UDP; over TCP it keeps the connection it has.)"""
+        node: Address | None = None
+        with contextlib.suppress(ParseError, IndexError):
+            uri = response.contacts[0].uri
+            node = (uri.host.strip("[]"), uri.port or 5060)
+        if node is None or self._reg.server is not None:
+            return self._register_failed(now)
+        self._reg = _Registration(server=node)
+        return self._send_register(now, None)
 
     def _register_failed(self, now: float) -> list[Output]:
         self.counters.register_failures += 1
@@ -544,7 +573,7 @@ class Device:
             return []
         purpose = self._purpose.get(transaction)
         if isinstance(action, Send):
-            return [Transmit(action.data)]
+            return [Transmit(action.data, self._reg.server)]
         if isinstance(action, Deliver) and isinstance(action.message, SipResponse):
             response = action.message
             if purpose == "register":
@@ -646,7 +675,12 @@ class Device:
         message = parsed.message
         encoding = parsed.encoding if parsed.encoding.upper() in ("GB2312", "UTF-8") else "GB2312"
         for body in self._answers(message, now):
-            outputs += self._send_message(now, manscdp.to_xml(body, encoding), "message")
+            data = (
+                serialise(body, encoding)
+                if isinstance(body, Element)
+                else manscdp.to_xml(body, encoding)
+            )
+            outputs += self._send_message(now, data, "message")
         outputs += self._deferred
         self._deferred = []
         return outputs
@@ -710,7 +744,35 @@ class Device:
                 blocks.append(block)
         return manscdp.ConfigDownload(device_id=target, sn=sn, configs=tuple(blocks))
 
-    def _answers(self, message: manscdp.Message, now: float) -> list[manscdp.Message]:
+    def _keep_preset(self, channel_id: str, command: PtzCommand) -> None:
+        if not isinstance(command, PtzPreset):
+            return
+        if command.op is PresetOp.SET:
+            table = self.presets.setdefault(channel_id, {})
+            table.setdefault(command.number, f"预置点{command.number}")
+        elif command.op is PresetOp.DELETE:
+            self.presets.get(channel_id, {}).pop(command.number, None)
+
+    def _preset_list(self, message: manscdp.Unknown, sn: int) -> Element:
+        """The PresetQuery answer: the channel's presets by number (a PresetList)."""
+        target = message.device_id or self.config.device_id
+        root = Element("Response")
+        root.add("CmdType", "PresetQuery")
+        root.add("SN", sn)
+        root.add("DeviceID", target)
+        if target != self.config.device_id and target not in self._channels:
+            root.add("Result", "ERROR")
+            return root
+        presets = sorted(self.presets.get(target, {}).items())
+        root.add("SumNum", len(presets))
+        listed = root.append(Element("PresetList", attributes={"Num": str(len(presets))}))
+        for number, name in presets:
+            item = listed.append(Element("Item"))
+            item.add("PresetID", number)
+            item.add("PresetName", name)
+        return root
+
+    def _answers(self, message: manscdp.Message, now: float) -> list[manscdp.Message | Element]:
         cfg = self.config
         sn = message.sn if message.sn is not None else 0
         if isinstance(message, manscdp.CatalogQuery):
@@ -748,6 +810,12 @@ class Device:
             return [self._device_config(message, sn)]
         if isinstance(message, manscdp.ConfigDownloadQuery):
             return [self._config_download(message, sn)]
+        if (
+            isinstance(message, manscdp.Unknown)
+            and message.kind is manscdp.Kind.QUERY
+            and message.cmd_type == "PresetQuery"
+        ):
+            return [self._preset_list(message, sn)]
         if isinstance(message, manscdp.Unknown) and message.kind is manscdp.Kind.QUERY:
             # The 2022 queries (SD card, PTZ position, home position, presets, …): a plain
             # answer, as a device with nothing to report gives.
@@ -780,7 +848,9 @@ class Device:
             if message.ptz_cmd is not None:
                 # A bad PTZCmd is acknowledged and ignored, as cameras do.
                 with contextlib.suppress(ParseError):
-                    self.ptz_commands.append((message.device_id, decode_ptz(message.ptz_cmd)))
+                    decoded = decode_ptz(message.ptz_cmd)
+                    self.ptz_commands.append((message.device_id, decoded))
+                    self._keep_preset(message.device_id, decoded.command)
                 return []  # PTZ has no Result answer
             self.controls.append(message)
             return [
