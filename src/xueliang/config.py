@@ -5,6 +5,7 @@ Validated once at start; an error names the bad key and where it came from (file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tomllib
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from xueliang.core.errors import ConfigError
+from xueliang.gb28181.redirect import parse_nodes
 
 CONFIG_FILE_NAME = "xueliang.toml"
 ENV_PREFIX = "XUELIANG_"
@@ -183,11 +185,34 @@ class Gb28181Config(_Section):
     )
     subscribe_expires: int = Field(default=3600, ge=60, le=86400)
     position_interval: int = Field(default=5, ge=1, le=3600)
+    # Clustered mode: this server is a front that answers every REGISTER, once authenticated,
+    # with 302 and one of these access nodes ("host:port", "[v6]:port"; always the same node
+    # for a device), and registers nobody itself. Empty: devices register here. In a
+    # variable: comma-separated, or a JSON list.
+    redirect_to: tuple[str, ...] = ()
+
+    @field_validator("redirect_to", mode="before")
+    @classmethod
+    def _nodes_from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):  # a JSON list, or an IPv6 node: "[2001:db8::1]:5060"
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("redirect_to")
+    @classmethod
+    def _nodes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(node) for node in parse_nodes(value))  # ValueError: which and why
 
     @model_validator(mode="after")
     def _port_range(self) -> Gb28181Config:
         if self.rtp_port_max <= self.rtp_port_min:
             raise ValueError("rtp_port_max must be above rtp_port_min")
+        if f"{self.host}:{self.port}" in self.redirect_to:
+            raise ValueError("redirect_to names this server itself (devices would loop)")
         return self
 
     def platform_id(self, centre_code: str) -> str:

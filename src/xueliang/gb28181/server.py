@@ -17,7 +17,10 @@ Behaviour where devices differ from the textbook (see gb28181-interop.md):
   403, which makes devices register again at once instead of at their next expiry;
 - catalogue pages arrive in any order, repeated or missing; a catalogue is applied when SumNum
   items have arrived or CATALOG_WAIT seconds after its last page, and a partial one adds and
-  updates but never deletes.
+  updates but never deletes;
+- as the front of a cluster (``redirect_to``), a REGISTER that authenticates is answered 302
+  with the access node the device belongs on (redirect.py), and the device is not registered
+  here; one that does not authenticate learns no node.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +41,7 @@ from xueliang.gb28181 import manscdp
 from xueliang.gb28181.answers import PendingAnswer
 from xueliang.gb28181.endpoint import DeviceRefused, SipEndpoint, in_dialog
 from xueliang.gb28181.errors import ParseError
+from xueliang.gb28181.redirect import MOVED, Node, choose_node, parse_nodes, redirect_contact
 from xueliang.gb28181.registrar import Address, Offline, Online, Registrar
 from xueliang.gb28181.sip import (
     DigestAuthenticator,
@@ -93,6 +97,7 @@ class ServerStats:
     keepalives: int
     refused: int
     malformed: int
+    redirected: int = 0  # REGISTERs answered 302 (the front of a cluster)
 
 
 class GbServer(SipEndpoint):
@@ -108,6 +113,7 @@ class GbServer(SipEndpoint):
         timezone: str = "Asia/Shanghai",
         clock: Callable[[], float] = time.monotonic,
         lanes: int = LANES,
+        redirect_to: Sequence[str] = (),
     ) -> None:
         super().__init__(host, port, clock=clock)
         self.platform_id = platform_id
@@ -137,6 +143,10 @@ class GbServer(SipEndpoint):
         self.registrations = 0
         self.keepalives = 0
         self.refused = 0
+        # The front of a cluster: authenticated devices are sent on to these access nodes.
+        self.redirect_to: tuple[Node, ...] = parse_nodes(redirect_to)
+        self.redirected = 0
+        self._redirected_once: set[str] = set()  # devices whose redirect was logged
 
     def stats(self) -> ServerStats:
         return ServerStats(
@@ -145,6 +155,7 @@ class GbServer(SipEndpoint):
             self.keepalives,
             self.refused,
             self._transport.malformed,
+            self.redirected,
         )
 
     # --- life --------------------------------------------------------------------------------
@@ -419,6 +430,14 @@ class GbServer(SipEndpoint):
             self._respond(transaction, request, source, 403, "wrong password")
             return
         asked = request.registration_expires
+        if self.redirect_to and asked != 0:
+            # Only now, authenticated: a redirect must not tell anyone where the nodes are.
+            # An unregistration (Expires: 0) is not redirected but answered 200 below: there
+            # is no binding here to remove, which is done as asked; a device unregistering
+            # (rebooting, shutting down) wants a 2xx and will not follow a 302 for it, and
+            # one that took a 302 as a failure would only retry.
+            self._redirect(transaction, request, source, device_id)
+            return
         date = datetime.now(self._zone).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         if asked == 0:
             self._respond(transaction, request, source, 200, headers=[("Date", date)])
@@ -450,6 +469,27 @@ class GbServer(SipEndpoint):
         if came.restarted:
             log.info("GB/T 28181: %s restarted (registered anew while registered)", device_id)
         self._came_online(came)
+
+    def _redirect(
+        self,
+        transaction: ServerTransaction | None,
+        request: SipRequest,
+        source: Address,
+        device_id: str,
+    ) -> None:
+        """302 with the device's access node; nothing is registered, stored or asked here."""
+        node = choose_node(device_id, self.redirect_to)
+        self._respond(
+            transaction,
+            request,
+            source,
+            MOVED,
+            headers=[("Contact", redirect_contact(device_id, node))],
+        )
+        self.redirected += 1
+        if device_id not in self._redirected_once:
+            self._redirected_once.add(device_id)
+            log.info("GB/T 28181: %s redirected to access node %s", device_id, node)
 
     def _came_online(self, came: Online) -> None:
         self._store_online(came.device_id, came.address, came.renewed)
