@@ -35,6 +35,10 @@ from xueliang.registry.schemas import ChannelCreate, DeviceCreate, OrgCreate
 from xueliang.store import migrate
 from xueliang.store.db import Database
 
+# A simulated GB/T 28181 NVR registered with the platform (gb, sim, device, dome), for the
+# tests of controls, presets and configuration; a module defining its own fixture of a name wins.
+pytest_plugins = ["tests.support.gb_fixtures"]
+
 ADMIN_PASSWORD = "Admin-Passw0rd-for-tests"
 DB_KIND = os.environ.get("XUELIANG_TEST_DB", "sqlite")
 _counter = itertools.count()

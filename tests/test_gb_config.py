@@ -8,7 +8,6 @@ and reading back with ConfigDownload through the query endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import time
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import login
-from tests.support.gb import SimThread, gb_platform, online_channels, sim_thread
+from tests.support.gb import SimThread, online_channels
 from tests.support.wait import wait_until
 from xueliang.access.principal import SYSTEM
 from xueliang.access.schemas import RoleCreate, ScopeSpec, UserCreate
@@ -236,23 +235,6 @@ def test_the_config_download_query_and_raw_blocks() -> None:
 
 
 # --- through the platform, against the simulator --------------------------------------------------
-
-
-@pytest.fixture
-def gb(platform: Platform) -> Iterator[Platform]:
-    with gb_platform(platform):
-        yield platform
-
-
-@pytest.fixture
-def sim(gb: Platform) -> Iterator[SimThread]:
-    with sim_thread(gb, channels=2, keepalive=2.0) as thread:
-        yield thread
-
-
-@pytest.fixture
-def device(sim: SimThread) -> Device:
-    return sim.start()
 
 
 @pytest.fixture

@@ -10,14 +10,13 @@ another loop than the SIP server's: the control path has to cross over.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import login
-from tests.support.gb import SimThread, gb_platform, online_channels, sim_thread
+from tests.support.gb import SimThread
 from tests.support.wait import wait_until
 from xueliang.access.principal import SYSTEM
 from xueliang.access.schemas import ScopeSpec, UserCreate
@@ -32,32 +31,6 @@ from xueliang.ptz.driver import PtzTarget
 
 API = "/api/v1"
 PASSWORD = "Viewer-Passw0rd-1"
-
-
-@pytest.fixture
-def gb(platform: Platform) -> Iterator[Platform]:
-    with gb_platform(platform):
-        yield platform
-
-
-@pytest.fixture
-def sim(gb: Platform) -> Iterator[SimThread]:
-    # An NVR: channel 1 a dome, channel 2 fixed.
-    with sim_thread(gb, channels=2, keepalive=2.0) as thread:
-        yield thread
-
-
-@pytest.fixture
-def device(sim: SimThread) -> Device:
-    return sim.start()
-
-
-@pytest.fixture
-def dome(device: Device, client: TestClient, admin_headers: dict[str, str]) -> dict[str, Any]:
-    """The NVR's dome channel, registered and online."""
-    (ch,) = [c for c in online_channels(client, admin_headers) if c["ptz"]]
-    assert ch["device_id"] == device.config.device_id
-    return ch
 
 
 def _ptz(client: TestClient, headers: dict[str, str], channel: str, **body: Any) -> Any:
