@@ -229,6 +229,11 @@ def test_no_server_errors_without_a_token(
     path = case.operation.path
     if path in ("/api/v1/auth/login", "/api/v1/health"):
         return
+    if path.startswith("/api/v1/device-snapshots/upload/"):
+        # Devices cannot log in: the one-time token in the path is the credential, and one
+        # nobody issued is not found (before the body is read).
+        assert response.status_code in (400, 404, 405, 422), (path, response.status_code)
+        return
     allowed = (400, 401, 422) if case.method.upper() == case.operation.method.upper() else (405,)
     assert response.status_code in allowed, (case.method, path, response.status_code)
     if response.status_code != 405:
