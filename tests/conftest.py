@@ -41,6 +41,35 @@ pytest_plugins = ["tests.support.gb_fixtures"]
 
 ADMIN_PASSWORD = "Admin-Passw0rd-for-tests"
 DB_KIND = os.environ.get("XUELIANG_TEST_DB", "sqlite")
+# Media tests whose subject is what the database holds (the recordings index, retention,
+# holds, plans): they run on PostgreSQL too.
+MEDIA_STORE_MODULES = frozenset({"test_storage", "test_playback", "test_recording_plans"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass (``make test`` runs the suite on SQLite first) runs what depends on
+    the database backend: every test with a database, except those whose subject is not the
+    store (the browser's view of the console, media pipelines and protocol timing: they run
+    the same queries the API tests run on both backends). Without a database a test is the
+    same on either pass, so it runs once."""
+    if DB_KIND != "postgresql":
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        module = item.path.stem
+        media = item.get_closest_marker("media") is not None
+        store = "database_url" in names and "browser" not in names
+        if store and (not media or module in MEDIA_STORE_MODULES):
+            keep.append(item)
+        else:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 _counter = itertools.count()
 
 
