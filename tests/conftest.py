@@ -43,7 +43,7 @@ ADMIN_PASSWORD = "Admin-Passw0rd-for-tests"
 DB_KIND = os.environ.get("XUELIANG_TEST_DB", "sqlite")
 # Media tests whose subject is what the database holds (the recordings index, retention,
 # holds, plans): they run on PostgreSQL too.
-MEDIA_STORE_MODULES = frozenset({"test_storage", "test_playback", "test_recording_plans"})
+MEDIA_STORE_MODULES = frozenset({"test_storage", "test_recording_plans"})
 # Tests with a database whose subject is a device protocol or the browser: what they store is
 # a device row and an audit record, which the API tests cover on both backends.
 PROTOCOL_MODULES = frozenset(
