@@ -44,3 +44,17 @@ def test_a_malformed_box_size_is_an_error() -> None:
     splitter = BoxSplitter()
     with pytest.raises(ValueError, match="malformed MP4 box"):
         splitter.feed(struct.pack(">I4s", 3, b"moov"))
+
+
+def test_a_write_of_one_whole_fragment_passes_without_a_copy() -> None:
+    """Live view's usual case (FFmpeg writes each frame's fragment in one call): the bytes are
+    passed on as they are; anything else (a fragment cut short, or two at once) takes the
+    general path and still comes out whole."""
+    splitter = BoxSplitter()
+    assert splitter.feed(INIT) == []
+    one = FRAGMENTS[3]
+    assert splitter.feed(one)[0] is one
+    assert splitter.feed(FRAGMENTS[4] + FRAGMENTS[5]) == FRAGMENTS[4:6]
+    assert splitter.feed(FRAGMENTS[6][:50]) == []
+    assert splitter.feed(FRAGMENTS[6][50:]) == [FRAGMENTS[6]]
+    assert splitter.feed(FRAGMENTS[-1]) == [FRAGMENTS[-1]]  # 64-bit mdat size

@@ -92,6 +92,25 @@ def test_viewer_gets_init_then_every_fragment_in_order(
     wait_until(lambda: server.viewer_count == 0, 5, "viewer gone")
 
 
+def test_frames_go_out_on_the_next_flush_and_bursts_at_once(
+    server: LiveServer, channel: FakeChannel
+) -> None:
+    """Frames are queued by the ingest thread and sent by the server's thread every
+    FLUSH_SECONDS: a lone frame arrives without waiting for more, and a burst larger than
+    SEND_NOW_BYTES (a new viewer's GOP, a big key frame) goes at once, in order."""
+    with connect(url(server)) as ws:
+        ws.recv(), ws.recv()  # init
+        wait_until(lambda: len(channel.sinks) == 1, 5, "viewer joined")
+        t0 = time.monotonic()
+        channel.push(Fragment(b"lone", keyframe=True))
+        assert ws.recv(timeout=5) == b"lone"
+        assert time.monotonic() - t0 < 0.5
+        big = [bytes([i]) * (live_server.SEND_NOW_BYTES // 3) for i in range(9)]
+        for frame in big:
+            channel.push(Fragment(frame, keyframe=False))
+        assert [ws.recv(timeout=5) for _ in big] == big
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [

@@ -25,6 +25,10 @@ class BoxSplitter:
         # Live view calls this for every frame: boxes are found by offset in one buffer, a
         # fragment's boxes are joined once, and the buffer is trimmed once per call (a copy
         # per box and per step cost more than the muxing).
+        if not self._buf and not self._fragment and self.init_segment is not None:
+            whole = _whole_fragment(data)
+            if whole:
+                return [data]  # the usual case: one write, one fragment, no copy
         buf = self._buf
         buf += data
         out: list[bytes] = []
@@ -58,6 +62,19 @@ class BoxSplitter:
         if pos:
             del buf[:pos]
         return out
+
+
+def _whole_fragment(data: bytes) -> bool:
+    """True when ``data`` is exactly a fragment's boxes ending with its mdat."""
+    pos, end = 0, len(data)
+    while end - pos >= 8:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if size < 8:  # 64-bit or malformed sizes: the general path decides
+            return False
+        pos += size
+        if kind == b"mdat":
+            return bool(pos == end)
+    return False
 
 
 def _h264_codec(extradata: bytes) -> str | None:

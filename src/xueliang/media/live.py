@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 # Fragments (frames) a viewer may fall behind before it is dropped: 4 s at 25 fps.
 VIEWER_QUEUE = 100
+WRITE_BUFFER = 4 * 1024 * 1024
 LIVE_OPTIONS = {
     "movflags": "frag_every_frame+empty_moov+default_base_moof",
     "flush_packets": "1",
@@ -95,7 +96,15 @@ class LiveMuxer:
         self._splitter = BoxSplitter()
         self._keys.clear()
         self._started_on_key = False
-        self._container = av.open(_Writer(self._on_bytes), "w", format="mp4", options=LIVE_OPTIONS)
+        # A buffer larger than any frame: FFmpeg writes each fragment in one call (flush_packets),
+        # which the splitter passes on without copying it again.
+        self._container = av.open(
+            _Writer(self._on_bytes),
+            "w",
+            format="mp4",
+            options=LIVE_OPTIONS,
+            buffer_size=WRITE_BUFFER,
+        )
         self._out = self._container.add_stream_from_template(self._video.template)
 
     def _on_bytes(self, data: bytes) -> None:

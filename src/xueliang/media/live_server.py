@@ -2,10 +2,12 @@
 that muxes their channel.
 
 Relaying every frame through the control process cost more than recording it (a copy, a
-pickle and a wake-up per fragment on both sides); here the ingest thread that muxes a fragment
-writes it to each viewer's socket itself, with one non-blocking send. Only a viewer whose socket
-is full gets a buffer, flushed by this server's thread when the socket drains; a viewer whose
-buffer passes VIEWER_BUFFER_BYTES (seconds of video) is dropped, never slowing ingest.
+pickle and a wake-up per fragment on both sides). Here the ingest thread that muxes a fragment
+only queues it for its viewers; this server's thread sends every viewer what has queued, with
+one non-blocking send per viewer every FLUSH_SECONDS (a send per frame from each ingest thread
+cost a system call and a hand-over of the GIL per frame and viewer). A viewer whose socket is
+full keeps the rest in a buffer, sent when the socket drains; a viewer whose backlog passes
+VIEWER_BUFFER_BYTES (seconds of video) is dropped, never slowing ingest.
 
 Who may watch is decided by the platform, which issues a ticket (tickets.py) after the
 permission check and the audit record; this server only verifies it. The WebSocket protocol is
@@ -50,6 +52,10 @@ log = logging.getLogger(__name__)
 
 # Bytes a viewer may have waiting (its socket full) before it is dropped: ~8 s of 4 Mbit/s.
 VIEWER_BUFFER_BYTES = 4 * 1024 * 1024
+# How often queued frames go out: at 25 fps one or two frames per send, within live view's
+# latency budget (500 ms glass to glass).
+FLUSH_SECONDS = 0.04
+SEND_NOW_BYTES = 256 * 1024
 HANDSHAKE_SECONDS = 10.0  # a connection that has not asked for a channel by then is closed
 MAX_CONNECTIONS = 1024
 _RECV = 65536
@@ -78,6 +84,9 @@ class _Viewer:
         self.ws = WSConnection(ConnectionType.SERVER)
         self.lock = threading.Lock()
         self.pending = bytearray()
+        # Frames queued since the last flush: WebSocket header and fragment, alternately.
+        self.outbox: list[bytes] = []
+        self.outbox_bytes = 0
         self.accepted_at = now
         self.channel_id: str | None = None  # set once joined
         self.open = False
@@ -93,9 +102,14 @@ class _Viewer:
                 return False
             try:
                 if isinstance(item, Fragment):
-                    # The per-frame path: the frame header by hand and one sendmsg with the
-                    # payload, no copy (wsproto would join them, 25 times a second per viewer).
-                    if not self._write(_binary_header(len(item.data)), item.data):
+                    # The per-frame path: the frame header by hand, queued with the payload
+                    # for the next flush, no copy (wsproto would join them).
+                    size = len(item.data)
+                    self.outbox += (_binary_header(size), item.data)
+                    self.outbox_bytes += size
+                    # A burst (a new viewer's GOP, a large key frame) or a full socket goes
+                    # on at once, so the limit below counts only what the viewer has not taken.
+                    if (self.pending or self.outbox_bytes >= SEND_NOW_BYTES) and not self._write():
                         self._close_locked(CLOSE_INTERNAL, TOO_SLOW)
                         return False
                     return True
@@ -118,7 +132,13 @@ class _Viewer:
     # --- writing (any thread, under the lock) ------------------------------------------------
 
     def _write(self, *parts: bytes) -> bool:
-        """Send now, or buffer what the socket will not take; False when over the limit."""
+        """Send now (after the queued frames), or buffer what the socket will not take; False
+        when over the limit."""
+        if self.outbox:
+            parts = (*self.outbox, *parts)
+            self.outbox, self.outbox_bytes = [], 0
+        if not parts:
+            return True
         if self.pending:
             for part in parts:
                 self.pending += part
@@ -160,6 +180,11 @@ class _Viewer:
         self.server.wake()
 
     # --- from the server thread --------------------------------------------------------------
+
+    def send_queued(self) -> None:
+        with self.lock:
+            if self.outbox and not self.done and not self._write():
+                self._close_locked(CLOSE_INTERNAL, TOO_SLOW)
 
     def flush(self) -> None:
         with self.lock:
@@ -305,9 +330,15 @@ class LiveServer:
     # --- the server thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        next_flush = time.monotonic()
         try:
             while not self._stopping:
-                for key, mask in self._sel.select(timeout=1.0):
+                now = time.monotonic()
+                if now >= next_flush:
+                    self._send_queued()
+                    next_flush = now + FLUSH_SECONDS
+                timeout = max(0.0, next_flush - now) if self._viewers else 1.0
+                for key, mask in self._sel.select(timeout=timeout):
                     if key.data == "listen":
                         self._accept()
                     elif key.data == "wake":
@@ -337,6 +368,11 @@ class LiveServer:
             self._listener.close()
             self._wake_r.close()
             self._wake_w.close()
+
+    def _send_queued(self) -> None:
+        for viewer in list(self._viewers):
+            if viewer.outbox:
+                viewer.send_queued()
 
     def _accept(self) -> None:
         while True:
