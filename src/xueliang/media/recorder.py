@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 # flush_packets: each finished fragment (one GOP) goes to the file at once, not when FFmpeg's
 # I/O buffer fills, so a killed process loses at most the GOP in progress.
 MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+# How far segment starts may follow the media clock away from the wall clock (see _begin); well
+# within the recordings' gap tolerance (segments.GAP_TOLERANCE_SECONDS).
+MAX_DRIFT = timedelta(seconds=1)
+# A key frame at most this far (media time) after the last segment's end continues it.
+CONTIGUOUS_SECONDS = 0.5
 
 
 def segment_path(channel_id: str, start: datetime) -> str:
@@ -113,12 +118,15 @@ class SegmentRecorder:
         self._streams: list[StreamInfo] = []
         self._video: StreamInfo | None = None
         self._open: _Open | None = None
+        # The last segment's end, recorded and media time, while its stream goes on.
+        self._last: tuple[datetime, float] | None = None
         self.failed: str | None = None
 
     # --- Consumer ------------------------------------------------------------------------------
 
     def start(self, streams: Sequence[StreamInfo]) -> None:
         self._close()
+        self._last = None  # a new session's clock starts anew
         self._streams = []
         for s in streams:
             if s.kind == "audio" and audio_plan(s.codec) == "drop":
@@ -233,9 +241,32 @@ class SegmentRecorder:
 
     def _begin(self, packet: Packet, wallclock: float) -> None:
         start = datetime.fromtimestamp(wallclock, UTC)
+        # A segment's end is its start plus its media; the next one starts when its key frame
+        # arrives. Jitter in that arrival (a loaded machine, the network) would make segments
+        # of a continuous recording overlap (a playback up to one segment's end would take
+        # frames of the next) or open holes between them. So a segment that continues the last
+        # one's stream starts where that one's media clock puts it, unless that is more than
+        # MAX_DRIFT from the wall clock (a camera clock running fast or slow): then the wall
+        # clock wins again.
+        follows = self._follows(packet)
+        if follows is not None and abs(start - follows) <= MAX_DRIFT:
+            start = follows
         rel = self._name(self._channel_id, start)
         self._open = _Open(self._root / rel, rel, self._streams, start, self._options)
         self.failed = None
+
+    def _follows(self, packet: Packet) -> datetime | None:
+        """Where this key frame falls on the last segment's clock, when it continues that
+        segment's stream: the same session, nothing left out in between (a recording plan's
+        gate leaves seconds out)."""
+        t = _seconds(packet)
+        if self._last is None or t is None:
+            return None
+        end, media_end = self._last
+        gap = t - media_end
+        if not -0.001 <= gap <= CONTIGUOUS_SECONDS:
+            return None
+        return end + timedelta(seconds=gap)
 
     def _close(self) -> None:
         seg, self._open = self._open, None
@@ -254,6 +285,8 @@ class SegmentRecorder:
             seg.path.unlink(missing_ok=True)
             return
         span = seg.last_time - seg.first_time + seg.frame_dur
+        end = seg.start + timedelta(seconds=float(span))
+        self._last = (end, seg.last_time + seg.frame_dur)
         try:
             size = os.path.getsize(seg.path)
         except OSError:
@@ -263,7 +296,7 @@ class SegmentRecorder:
                 channel_id=self._channel_id,
                 path=seg.rel,
                 start=seg.start,
-                end=seg.start + timedelta(seconds=float(span)),
+                end=end,
                 bytes=size,
                 codec=seg.codec,
                 frames=seg.frames,
