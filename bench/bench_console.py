@@ -25,7 +25,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from typing import Any
 
 import httpx2 as httpx
 from playwright.sync_api import Page, sync_playwright
+
+from common import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -50,13 +51,6 @@ PASSWORD = "Bench-Passw0rd-1"
 COUNTY = "340202"
 TOWNS = ["城关镇", "东河镇", "西山镇", "南湖镇", "北岗镇", "青石镇"]
 VILLAGES = ["一村", "二村", "三村", "四村", "五村", "六村", "七村", "八村"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def register_csv(n: int) -> bytes:

@@ -40,21 +40,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common import cpu_seconds, free_port
+
 HERE = Path(__file__).resolve().parent
-TICKS = os.sysconf("SC_CLK_TCK")
 SETTLE_LIMIT = 240.0  # seconds a step's work may take after SIPp is done
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / TICKS
 
 
 def children_cpu() -> float:
@@ -75,7 +64,7 @@ def injection(path: Path, n: int, domain: str, password: str, answers_port: int)
 
 class Side:
     def __init__(self, subscribe_rate: float) -> None:
-        self.port = free_port()
+        self.port = free_port(socket.SOCK_DGRAM)
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "gb_side.py"), str(self.port), str(subscribe_rate)],
             stdin=subprocess.PIPE,
@@ -96,7 +85,7 @@ class Side:
         return out
 
     def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return cpu_seconds([self.proc.pid], children=True)
 
     def stop(self) -> None:
         assert self.proc.stdin is not None
@@ -108,7 +97,7 @@ class Answers:
     """The devices' listening side: a SIPp UAS at their Contact answering 200 (answer.xml)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = free_port(socket.SOCK_DGRAM)
         args = [
             "sipp", "-sf", str(HERE / "sipp" / "answer.xml"), "-i", "127.0.0.1",
             "-p", str(self.port), "-t", "u1", "-nostdin", "-max_recv_loops", "10000",
@@ -121,7 +110,7 @@ class Answers:
         )
 
     def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return cpu_seconds([self.proc.pid], children=True)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -179,7 +168,7 @@ def sipp(side: Side, scenario: str, inf: Path, n: int, rate: int) -> tuple[int, 
     args = [
         "sipp", f"127.0.0.1:{side.port}", "-sf", str(HERE / "sipp" / scenario),
         "-inf", str(inf), "-s", side.platform_id, "-au", "device", "-ap", side.password,
-        "-i", "127.0.0.1", "-p", str(free_port()), "-t", "u1",
+        "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)), "-t", "u1",
         "-r", str(rate), "-rp", "1000", "-m", str(n), "-l", str(max(rate * 4, 100)),
         "-timeout", "300s", "-nostdin", "-max_recv_loops", "10000",
     ]  # fmt: skip

@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,19 +33,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import cpu_seconds, free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = HERE / ".cache"
 SOURCE = CACHE / "1080p25_4M.ts"
-TICKS = os.sysconf("SC_CLK_TCK")
 PY = sys.executable
 LIVE = ["direct"]  # "relay" with --relay; "0" with --no-live: recording only, as ffmpeg does
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_source() -> None:
@@ -88,17 +82,6 @@ def make_source() -> None:
         ],
         check=True,
     )
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process is gone
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / TICKS
 
 
 def pss_mb(pids: list[int]) -> float:

@@ -23,20 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import cpu_seconds, free_port
+
 HERE = Path(__file__).resolve().parent
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def rss_mb(pid: int) -> float:
@@ -50,7 +39,7 @@ class Side:
     """gb_side.py: the platform's SIP server, asked for its counters line by line."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = free_port(socket.SOCK_DGRAM)
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "gb_side.py"), str(self.port)],
             stdin=subprocess.PIPE,
@@ -91,7 +80,7 @@ def run(devices: int, channels: int, keepalive: float, ramp: float, window: floa
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        t0, c0 = time.monotonic(), cpu_seconds(sim.pid)
+        t0, c0 = time.monotonic(), cpu_seconds([sim.pid])
         deadline = t0 + max(120.0, devices / ramp * 4)
         registered = 0
         while time.monotonic() < deadline:
@@ -99,13 +88,13 @@ def run(devices: int, channels: int, keepalive: float, ramp: float, window: floa
             if registered >= devices:
                 break
             time.sleep(0.25)
-        t1, c1 = time.monotonic(), cpu_seconds(sim.pid)
+        t1, c1 = time.monotonic(), cpu_seconds([sim.pid])
         # Steady state: the platform's queries and subscriptions settle, then only keepalives.
         settle = time.monotonic() + 15.0 + devices / 50.0
         time.sleep(max(0.0, settle - time.monotonic()))
-        k0, c2, t2 = side.ask()["keepalives"], cpu_seconds(sim.pid), time.monotonic()
+        k0, c2, t2 = side.ask()["keepalives"], cpu_seconds([sim.pid]), time.monotonic()
         time.sleep(window)
-        k1, c3, t3 = side.ask()["keepalives"], cpu_seconds(sim.pid), time.monotonic()
+        k1, c3, t3 = side.ask()["keepalives"], cpu_seconds([sim.pid]), time.monotonic()
         final = side.ask("register")
         memory = rss_mb(sim.pid)
     finally:
