@@ -5,7 +5,7 @@ datagrams are routed to devices by the 20-digit IDs in them. Over TCP each devic
 signalling connection (the platform sends its requests down the connection that registered).
 First REGISTERs are spread over a ramp (``ramp_rate`` per second) so a thousand devices do not
 arrive in the same millisecond. Timers of all devices live in one heap, woken by one task;
-media streams are paced by one task replaying the pre-encoded clip.
+media streams are paced by one task replaying the pre-encoded clip (:mod:`.streams`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from xueliang.gb28181 import sdp
 from xueliang.gb28181.errors import ParseError
 from xueliang.gb28181.simulator.catalog import device_id, make_channels
-from xueliang.gb28181.simulator.device import (
+from xueliang.gb28181.simulator.device import Device
+from xueliang.gb28181.simulator.media import Clip
+from xueliang.gb28181.simulator.model import (
     Address,
-    Device,
     DeviceConfig,
     Output,
     StartStream,
@@ -32,12 +32,10 @@ from xueliang.gb28181.simulator.device import (
     Transmit,
     UploadSnapshots,
 )
-from xueliang.gb28181.simulator.media import Clip, StreamPacer, encode_clip
 from xueliang.gb28181.simulator.snapshots import file_id, snapshot_jpeg, upload
+from xueliang.gb28181.simulator.streams import MediaStreamsMixin, Stream
 from xueliang.gb28181.sip import SipMessage, SipResponse, StreamFramer, parse_message
 
-# Over this much unsent data a TCP media receiver is too slow: frames are dropped for it.
-MAX_TCP_BACKLOG = 2 * 1024 * 1024
 # How long stopping waits for the servers' answers to the unregistrations.
 UNREGISTER_WAIT = 2.0
 
@@ -88,17 +86,7 @@ class Stats:
 
 
 @dataclass
-class _Stream:
-    device: Device
-    start: StartStream
-    pacer: StreamPacer | None = None  # None until the media path is open
-    udp_target: Address | None = None
-    writer: asyncio.Transport | None = None
-    server: asyncio.AbstractServer | None = None
-
-
-@dataclass
-class _Slot:
+class Slot:
     device: Device
     index: int
     started: bool = False
@@ -128,7 +116,7 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class _Signalling(asyncio.Protocol):
-    def __init__(self, runner: SimulatorRunner, slot: _Slot) -> None:
+    def __init__(self, runner: SimulatorRunner, slot: Slot) -> None:
         self.runner = runner
         self.slot = slot
 
@@ -150,22 +138,7 @@ class _Signalling(asyncio.Protocol):
         self.runner.tcp_lost(self.slot)
 
 
-class _MediaConnection(asyncio.Protocol):
-    """A TCP media connection: only written to; whatever the platform sends is ignored."""
-
-    def __init__(self, runner: SimulatorRunner, stream: _Stream) -> None:
-        self.runner = runner
-        self.stream = stream
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.runner.media_connected(self.stream, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.runner.media_closed(self.stream)
-
-
-class SimulatorRunner:
+class SimulatorRunner(MediaStreamsMixin):
     def __init__(self, settings: RunnerSettings, *, clip: Clip | None = None) -> None:
         self.settings = settings
         self.server = settings.server
@@ -173,12 +146,12 @@ class SimulatorRunner:
         self.host = settings.advertise_host or guess_host(settings.server)
         self._clip = clip
         self._sub_clip: Clip | None = None
-        self._slots: list[_Slot] = []
-        self._by_id: dict[str, _Slot] = {}
+        self._slots: list[Slot] = []
+        self._by_id: dict[str, Slot] = {}
         self._heap: list[tuple[float, int, int]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
-        self._streams: dict[tuple[int, str], _Stream] = {}
+        self._streams: dict[tuple[int, str], Stream] = {}
         self._reserved: dict[str, socket.socket] = {}
         self._media_wake = asyncio.Event()
         self._connecting: set[int] = set()
@@ -235,7 +208,7 @@ class SimulatorRunner:
                 mobile=s.mobile,
                 refuse_subscribe=s.refuse_subscribe,
             )
-            slot = _Slot(Device(config, allocate_port=self._allocate_port), index)
+            slot = Slot(Device(config, allocate_port=self._allocate_port), index)
             self._slots.append(slot)
             self._by_id[config.device_id] = slot
             for channel in channels:
@@ -298,7 +271,7 @@ class SimulatorRunner:
 
     # --- timers ------------------------------------------------------------------------------
 
-    def _schedule(self, slot: _Slot, at: float | None) -> None:
+    def _schedule(self, slot: Slot, at: float | None) -> None:
         if at is None:
             return
         heapq.heappush(self._heap, (at, next(self._order), slot.index))
@@ -324,7 +297,7 @@ class SimulatorRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 1.0))
 
-    def _start(self, slot: _Slot) -> None:
+    def _start(self, slot: Slot) -> None:
         if self.tcp:
             if slot.index not in self._connecting:
                 self._connecting.add(slot.index)
@@ -335,13 +308,13 @@ class SimulatorRunner:
         slot.started = True
         self._apply(slot, slot.device.start(self.now()))
 
-    async def _connect(self, slot: _Slot) -> None:
+    async def _connect(self, slot: Slot) -> None:
         try:
             await self._open_signalling(slot)
         finally:
             self._connecting.discard(slot.index)
 
-    async def _open_signalling(self, slot: _Slot) -> None:
+    async def _open_signalling(self, slot: Slot) -> None:
         if slot.tcp is None:
             loop = asyncio.get_running_loop()
             try:
@@ -371,7 +344,7 @@ class SimulatorRunner:
         if slot is not None:
             self.deliver(slot, message, addr)
 
-    def _route(self, message: SipMessage) -> _Slot | None:
+    def _route(self, message: SipMessage) -> Slot | None:
         """Responses carry the device in From; requests name the device or a channel in
         the Request-URI (or To)."""
         if isinstance(message, SipResponse):
@@ -379,7 +352,7 @@ class SimulatorRunner:
         user = message.request_uri.user or message.to.uri.user or ""
         return self._by_id.get(user) or self._by_id.get(message.to.uri.user or "")
 
-    def deliver(self, slot: _Slot, message: SipMessage, source: Address) -> None:
+    def deliver(self, slot: Slot, message: SipMessage, source: Address) -> None:
         if not slot.started:
             return
         self._apply(slot, slot.device.receive(message, self.now(), source))
@@ -395,7 +368,7 @@ class SimulatorRunner:
         if slot.started:
             self._apply(slot, action(slot.device, self.now()))
 
-    def tcp_lost(self, slot: _Slot) -> None:
+    def tcp_lost(self, slot: Slot) -> None:
         slot.tcp = None
         slot.framer = StreamFramer()
         if not slot.started:
@@ -405,7 +378,7 @@ class SimulatorRunner:
         self._apply(slot, outputs)
         self._schedule(slot, slot.device.next_deadline)
 
-    def _apply(self, slot: _Slot, outputs: list[Output]) -> None:
+    def _apply(self, slot: Slot, outputs: list[Output]) -> None:
         for output in outputs:
             if isinstance(output, Transmit):
                 if self.tcp:
@@ -425,7 +398,7 @@ class SimulatorRunner:
 
     # --- snapshots (SnapShotConfig) ----------------------------------------------------------
 
-    async def _snapshots(self, slot: _Slot, order: UploadSnapshots) -> None:
+    async def _snapshots(self, slot: Slot, order: UploadSnapshots) -> None:
         """Take and upload the pictures, ``interval`` s apart (the device's pace, as asked),
         then report the uploaded ones with UploadSnapShotFinished."""
         s = self.settings
@@ -444,157 +417,6 @@ class SimulatorRunner:
                 order.channel_id, order.session_id, uploaded, self.now()
             )
             self._apply(slot, done)
-
-    # --- media -------------------------------------------------------------------------------
-
-    def clip(self) -> Clip:
-        if self._clip is None:
-            s = self.settings
-            self._clip = encode_clip(s.width, s.height, fps=s.fps, gop=s.fps)
-        return self._clip
-
-    def sub_clip(self) -> Clip:
-        """The sub stream (a=streamnumber:1 and up): half the size each way, as cameras'
-        sub streams are smaller than their main one."""
-        if self._sub_clip is None:
-            s = self.settings
-            width, height = max(32, s.width // 2 // 2 * 2), max(32, s.height // 2 // 2 * 2)
-            self._sub_clip = encode_clip(width, height, fps=s.fps, gop=s.fps)
-        return self._sub_clip
-
-    def _allocate_port(
-        self, call_id: str, transport: sdp.Transport, setup: sdp.Setup | None
-    ) -> int:
-        if transport is sdp.Transport.UDP:
-            return self.rtp_port
-        # TCP: a socket bound now, so the answer carries its real port; passive listens on
-        # it, active connects from it.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.bind_host, 0))
-        sock.setblocking(False)
-        if setup is sdp.Setup.PASSIVE:
-            # Listen before answering: the platform may connect as soon as it reads the 200,
-            # before its ACK arrives; the kernel queues that connection until the accept.
-            sock.listen(1)
-        old = self._reserved.pop(call_id, None)
-        if old is not None:
-            old.close()
-        self._reserved[call_id] = sock
-        return int(sock.getsockname()[1])
-
-    def _start_stream(self, slot: _Slot, start: StartStream) -> None:
-        key = (slot.index, start.call_id)
-        stream = _Stream(slot.device, start)
-        self._streams[key] = stream
-        if start.transport is sdp.Transport.UDP:
-            stream.udp_target = start.remote
-            self._begin(stream)
-            return
-        sock = self._reserved.pop(start.call_id, None)
-        if sock is None:
-            return
-        loop = asyncio.get_running_loop()
-        if start.setup is sdp.Setup.PASSIVE:
-            task = loop.create_task(
-                loop.create_server(lambda: _MediaConnection(self, stream), sock=sock)
-            )
-            task.add_done_callback(lambda t: self._server_ready(stream, t))
-        else:
-            connect = loop.create_task(self._connect_media(stream, sock))
-            self._tasks.add(connect)
-            connect.add_done_callback(self._tasks.discard)
-
-    def _server_ready(self, stream: _Stream, task: asyncio.Task[asyncio.Server]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            return
-        stream.server = task.result()
-
-    async def _connect_media(self, stream: _Stream, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.sock_connect(sock, stream.start.remote)
-            await loop.create_connection(lambda: _MediaConnection(self, stream), sock=sock)
-        except OSError:
-            sock.close()
-
-    def media_connected(self, stream: _Stream, transport: asyncio.Transport) -> None:
-        if stream.writer is not None:  # one connection per stream; a second is refused
-            transport.close()
-            return
-        stream.writer = transport
-        self._begin(stream)
-
-    def media_closed(self, stream: _Stream) -> None:
-        """The platform closed a TCP media connection: the stream idles until BYE."""
-        stream.writer = None
-        self._retire(stream)
-
-    def _retire(self, stream: _Stream) -> None:
-        """Stop pacing a stream, keeping what it sent in the totals."""
-        if stream.pacer is not None:
-            self._stats_base.packets += stream.pacer.sent_packets
-            self._stats_base.bytes += stream.pacer.sent_bytes
-            stream.pacer = None
-
-    def _begin(self, stream: _Stream) -> None:
-        start = stream.start
-        stream.pacer = StreamPacer(
-            self.sub_clip() if start.stream_number > 0 else self.clip(),
-            ssrc=start.ssrc,
-            started=self.now(),
-            tcp=start.transport is sdp.Transport.TCP,
-            speed=start.speed if start.session_type is sdp.SessionType.DOWNLOAD else 1.0,
-            duration=start.duration,
-        )
-        self._media_wake.set()
-
-    def _close_stream(self, key: tuple[int, str]) -> None:
-        stream = self._streams.pop(key, None)
-        sock = self._reserved.pop(key[1], None)
-        if sock is not None:
-            sock.close()
-        if stream is None:
-            return
-        self._retire(stream)
-        if stream.writer is not None:
-            stream.writer.close()
-        if stream.server is not None:
-            stream.server.close()
-
-    async def _media(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            now = self.now()
-            next_due = now + 1.0
-            for key, stream in list(self._streams.items()):
-                pacer = stream.pacer
-                if pacer is None:
-                    continue
-                packets = pacer.due(now)
-                if packets:
-                    self._send_media(stream, packets)
-                if pacer.finished:
-                    self._retire(stream)
-                    slot = self._slots[key[0]]
-                    self._apply(slot, slot.device.media_finished(key[1], now))
-                    continue
-                next_due = min(next_due, pacer.next_due)
-            self._media_wake.clear()
-            delay = next_due - self.now()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._media_wake.wait(), timeout=delay)
-
-    def _send_media(self, stream: _Stream, packets: list[bytes]) -> None:
-        if stream.udp_target is not None and self._rtp is not None:
-            for packet in packets:
-                self._rtp.sendto(packet, stream.udp_target)
-        elif stream.writer is not None:
-            if stream.writer.get_write_buffer_size() > MAX_TCP_BACKLOG:
-                return  # a slow receiver loses frames; it never stalls the others
-            stream.writer.write(b"".join(packets))
-
-    # --- reporting ---------------------------------------------------------------------------
 
     def snapshot(self) -> Stats:
         stats = Stats(devices=len(self._slots))
