@@ -26,7 +26,8 @@ from xueliang.access.permissions import Permission
 from xueliang.access.principal import Principal
 from xueliang.core.aio import on_loop
 from xueliang.core.errors import Conflict, InvalidInput
-from xueliang.gb28181.streams import GbStreams, StreamSession
+from xueliang.gb28181.stream_session import StreamSession
+from xueliang.gb28181.streams import GbStreams
 from xueliang.media.export import ExportJob, ExportService, ExportView
 from xueliang.media.model import DownloadFinished, DownloadProgress, DownloadTarget, MediaEvent
 from xueliang.media.service import MediaService

@@ -6,7 +6,8 @@ the node the device is to register at (gb28181-interop.md, "redirect"). Every de
 lands on the same node, and a node added to or removed from the list moves only the devices it
 gains or loses (rendezvous hashing), not the whole fleet.
 
-Sans-I/O: strings in, strings out; the server (server.py) decides when to answer with them.
+Sans-I/O: strings in, strings out; the SIP server (registration.py) decides when to answer
+with them.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from xueliang.gb28181.streams import MEDIA_TRANSPORTS, ChannelRoute, MediaTransport
+from xueliang.gb28181.stream_session import MEDIA_TRANSPORTS, ChannelRoute, MediaTransport
 from xueliang.media.recording_plans import plan_of
 from xueliang.store.db import Database
 from xueliang.store.models import Channel, Device

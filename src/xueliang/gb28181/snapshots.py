@@ -49,7 +49,7 @@ from xueliang.store.db import Database
 if TYPE_CHECKING:
     from xueliang.gb28181.server import GbServer
     from xueliang.gb28181.sip import SipRequest
-    from xueliang.gb28181.streams import ChannelRoute
+    from xueliang.gb28181.stream_session import ChannelRoute
 
 log = logging.getLogger(__name__)
 

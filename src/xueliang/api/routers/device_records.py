@@ -24,7 +24,7 @@ from xueliang.core.text import reject_nul
 from xueliang.gb28181 import manscdp, mansrtsp
 from xueliang.gb28181.downloads import DEFAULT_SPEED, MAX_SPEED
 from xueliang.gb28181.endpoint import DeviceRefused
-from xueliang.gb28181.streams import ChannelRoute
+from xueliang.gb28181.stream_session import ChannelRoute
 from xueliang.media.export import MIN_REASON, ExportView
 
 router = APIRouter(tags=["GB/T 28181 device recordings"], responses=ERROR_RESPONSES)

@@ -30,7 +30,8 @@ from xueliang.api.deps import platform as platform_of
 from xueliang.api.errors import ERROR_RESPONSES
 from xueliang.app import Platform
 from xueliang.core.errors import AuthenticationFailed, NotFound, PermissionDenied
-from xueliang.gb28181.streams import StreamFailed, stream_key
+from xueliang.gb28181.stream_session import StreamFailed
+from xueliang.gb28181.streams import stream_key
 from xueliang.media.live import Closed, Fragment, InitMessage
 
 router = APIRouter(tags=["media"], responses=ERROR_RESPONSES)
