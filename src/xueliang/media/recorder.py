@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 # flush_packets: each finished fragment (one GOP) goes to the file at once, not when FFmpeg's
 # I/O buffer fills, so a killed process loses at most the GOP in progress.
 MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-# How far segment starts may follow the media clock away from the wall clock (see _begin); well
-# within the recordings' gap tolerance (segments.GAP_TOLERANCE_SECONDS).
-MAX_DRIFT = timedelta(seconds=1)
+# How far segment starts may follow the media clock away from the wall clock (see _begin): the
+# scale of arrival jitter, well within the recordings' gap tolerance (GAP_TOLERANCE_SECONDS).
+MAX_DRIFT = timedelta(seconds=0.5)
 # A key frame at most this far (media time) after the last segment's end continues it.
 CONTIGUOUS_SECONDS = 0.5
 
@@ -120,6 +120,7 @@ class SegmentRecorder:
         self._open: _Open | None = None
         # The last segment's end, recorded and media time, while its stream goes on.
         self._last: tuple[datetime, float] | None = None
+        self._last_start: datetime | None = None
         self.failed: str | None = None
 
     # --- Consumer ------------------------------------------------------------------------------
@@ -246,11 +247,15 @@ class SegmentRecorder:
         # of a continuous recording overlap (a playback up to one segment's end would take
         # frames of the next) or open holes between them. So a segment that continues the last
         # one's stream starts where that one's media clock puts it, unless that is more than
-        # MAX_DRIFT from the wall clock (a camera clock running fast or slow): then the wall
-        # clock wins again.
+        # MAX_DRIFT from the wall clock (a camera clock running fast or slow, media sent
+        # faster than real time): then the wall clock wins again. Either way segments start
+        # in the order they were recorded.
         follows = self._follows(packet)
         if follows is not None and abs(start - follows) <= MAX_DRIFT:
             start = follows
+        if self._last_start is not None and start <= self._last_start:
+            start = self._last_start + timedelta(microseconds=1)
+        self._last_start = start
         rel = self._name(self._channel_id, start)
         self._open = _Open(self._root / rel, rel, self._streams, start, self._options)
         self.failed = None
