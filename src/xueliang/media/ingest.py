@@ -91,6 +91,7 @@ class ChannelIngest(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.is_set():
+            reason: str | None = None
             try:
                 self._session()
                 reason = "the camera ended the stream"
@@ -100,10 +101,13 @@ class ChannelIngest(threading.Thread):
                     "channel %s (%s): %s", self.spec.channel_id, redacted(self.spec.url), reason
                 )
             finally:
+                # Said before the consumers close, so that one that ends with the session (a
+                # device download) is told why by the time its end is reported.
+                if reason is not None and not self._stop_event.is_set():
+                    self._set_status("offline", reason)
                 self.hub.end()
             if self._stop_event.is_set():
                 break
-            self._set_status("offline", reason)
             self._stop_event.wait(self._backoff.next())
         self._set_status("offline", "stopped")
 
