@@ -166,7 +166,7 @@ def test_muxer_layout() -> None:
 
 
 def test_oversized_frame_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ps, "MAX_FRAME", 5000)
+    monkeypatch.setattr(ps.tracks, "MAX_FRAME", 5000)
     frames = [video(0, idr(b"\x11" * 9000), True), video(3600, p_frame(), False)]
     frames.append(video(7200, idr(), True))
     out, d = demux_all(mux_all(frames))

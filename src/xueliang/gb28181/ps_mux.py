@@ -1,6 +1,6 @@
 """MPEG-2 Program Stream muxer (ISO 13818-1) for GB/T 28181: frames in, PS bytes out, laid out
 as devices do it (a pack per frame; system header and PSM before key frames; PES of at most
-64 KiB). Used by the device simulator and, later, cascade. The demuxer is ps.py.
+64 KiB). Used by the device simulator and, later, cascade. The demuxer is the ps package.
 """
 
 from __future__ import annotations
