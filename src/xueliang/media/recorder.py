@@ -50,9 +50,15 @@ def segment_path(channel_id: str, start: datetime) -> str:
 
 
 def _seconds(packet: Packet) -> float | None:
-    if packet.dts is None or packet.time_base is None:
+    dts = packet.dts
+    if dts is None:
         return None
-    return float(packet.dts * packet.time_base)
+    tb = packet.time_base
+    if tb is None:
+        return None
+    # Integer arithmetic, correctly rounded like float(dts * tb), without building a second
+    # Fraction per packet (PyAV already builds one for time_base; each costs microseconds).
+    return dts * tb.numerator / tb.denominator
 
 
 class _Open:
@@ -147,10 +153,11 @@ class SegmentRecorder:
         if video is None:
             return True
         is_video = packet.stream_index == video.index
-        if is_video and packet.is_keyframe and self._due(packet):
+        t = _seconds(packet) if is_video else None
+        if is_video and packet.is_keyframe and self._due(t):
             self._close()
             try:
-                self._begin(packet, wallclock)
+                self._begin(t, wallclock)
             except (OSError, av.error.FFmpegError) as exc:
                 # A full or failing disk: report and keep ingest (and live view) running.
                 self.failed = f"cannot open a segment: {exc}"
@@ -163,7 +170,6 @@ class SegmentRecorder:
         if out is None:
             return True
         if is_video:
-            t = _seconds(packet)
             if t is not None:
                 if seg.first_time is None:
                     seg.first_time = t
@@ -228,11 +234,11 @@ class SegmentRecorder:
 
     # --- segments ------------------------------------------------------------------------------
 
-    def _due(self, packet: Packet) -> bool:
+    def _due(self, t: float | None) -> bool:
+        """Whether a key frame at media time ``t`` begins a new segment."""
         seg = self._open
         if seg is None:
             return True
-        t = _seconds(packet)
         if seg.first_time is None or t is None:
             return False
         elapsed = t - seg.first_time
@@ -240,7 +246,7 @@ class SegmentRecorder:
         # in floating point (2.0018 - 1.0018), and would otherwise run a segment a GOP long.
         return elapsed >= self._segment_seconds - 0.001
 
-    def _begin(self, packet: Packet, wallclock: float) -> None:
+    def _begin(self, t: float | None, wallclock: float) -> None:
         start = datetime.fromtimestamp(wallclock, UTC)
         # A segment's end is its start plus its media; the next one starts when its key frame
         # arrives. Jitter in that arrival (a loaded machine, the network) would make segments
@@ -250,7 +256,7 @@ class SegmentRecorder:
         # MAX_DRIFT from the wall clock (a camera clock running fast or slow, media sent
         # faster than real time): then the wall clock wins again. Either way segments start
         # in the order they were recorded.
-        follows = self._follows(packet)
+        follows = self._follows(t)
         if follows is not None and abs(start - follows) <= MAX_DRIFT:
             start = follows
         if self._last_start is not None and start <= self._last_start:
@@ -260,11 +266,10 @@ class SegmentRecorder:
         self._open = _Open(self._root / rel, rel, self._streams, start, self._options)
         self.failed = None
 
-    def _follows(self, packet: Packet) -> datetime | None:
-        """Where this key frame falls on the last segment's clock, when it continues that
-        segment's stream: the same session, nothing left out in between (a recording plan's
-        gate leaves seconds out)."""
-        t = _seconds(packet)
+    def _follows(self, t: float | None) -> datetime | None:
+        """Where a key frame at media time ``t`` falls on the last segment's clock, when it
+        continues that segment's stream: the same session, nothing left out in between (a
+        recording plan's gate leaves seconds out)."""
         if self._last is None or t is None:
             return None
         end, media_end = self._last
