@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import login
-from tests.support.gb import SimThread, online_channels
+from tests.support.gb import SimThread, online_channels, stop_and_unregister
 from tests.support.wait import wait_until
 from xueliang.access.principal import SYSTEM
 from xueliang.access.schemas import RoleCreate, ScopeSpec, UserCreate
@@ -516,18 +516,7 @@ def test_an_offline_device_is_a_clear_error(
     admin_headers: dict[str, str],
 ) -> None:
     dev = device.config.device_id
-    sim.stop()  # unregisters
-    server = gb.gb28181.server
-    assert server is not None
-
-    def gone() -> bool:
-        try:
-            server.target(dev)
-        except LookupError:
-            return True
-        return False
-
-    wait_until(gone, 15, "the device to unregister")
+    stop_and_unregister(gb, sim, dev)
     r = _config(client, admin_headers, dev, type="OSDConfig", time_enable=False)
     assert r.status_code == 422, r.text
     assert r.json()["error"] == {

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import login
-from tests.support.gb import SimThread
+from tests.support.gb import SimThread, stop_and_unregister
 from tests.support.wait import wait_until
 from xueliang.access.principal import SYSTEM
 from xueliang.access.schemas import ScopeSpec, UserCreate
@@ -229,18 +229,7 @@ def test_an_offline_device_is_a_clear_error(
     admin_headers: dict[str, str],
 ) -> None:
     dev = device.config.device_id
-    sim.stop()  # unregisters
-    server = gb.gb28181.server
-    assert server is not None
-
-    def gone() -> bool:
-        try:
-            server.target(dev)
-        except LookupError:
-            return True
-        return False
-
-    wait_until(gone, 15, "the device to unregister")
+    stop_and_unregister(gb, sim, dev)
     r = _control(client, admin_headers, dev, action="reboot")
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "device_unreachable"

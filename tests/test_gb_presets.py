@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.gb import SimThread
+from tests.support.gb import SimThread, is_registered, stop_and_unregister
 from tests.support.wait import wait_until
 from xueliang.app import Platform
 from xueliang.core.errors import DeviceError, DeviceProtocolError, DeviceUnreachable
@@ -81,18 +81,7 @@ def test_an_offline_device_is_an_error_not_an_empty_list(
 ) -> None:
     dev = device.config.device_id
     assert _preset(client, admin_headers, dome["id"], "set", 1).status_code == 200
-    sim.stop()  # unregisters
-    server = gb.gb28181.server
-    assert server is not None
-
-    def gone() -> bool:
-        try:
-            server.target(dev)
-        except LookupError:
-            return True
-        return False
-
-    wait_until(gone, 15, "the device to unregister")
+    stop_and_unregister(gb, sim, dev)
     r = _presets(client, admin_headers, dome["id"])
     assert r.status_code == 422, r.text
     error = r.json()["error"]
@@ -105,23 +94,12 @@ def test_a_device_answering_error_is_a_device_error(gb: Platform, device: Device
     dev = device.config.device_id
     server = gb.gb28181.server
     assert server is not None
-    wait_until(lambda: _registered(gb, dev), 30, "the device to register")
+    wait_until(lambda: is_registered(gb, dev), 30, "the device to register")
     driver = GbPtzDriver(GbControl(lambda: gb.gb28181.server, lambda: gb.gb28181.loop))
     target = PtzTarget(dev, CHANNEL, "gb28181", "34020000001319999999", None)
     with pytest.raises(DeviceError, match="answered ERROR to the preset query") as caught:
         asyncio.run(driver.presets(target))
     assert caught.value.code == "device_error"
-
-
-def _registered(gb: Platform, device_id: str) -> bool:
-    server = gb.gb28181.server
-    if server is None:
-        return False
-    try:
-        server.target(device_id)
-    except LookupError:
-        return False
-    return True
 
 
 # --- the driver against a stand-in server ---------------------------------------------------

@@ -209,3 +209,21 @@ def unregistered_channel(
     assert r.status_code == 201, r.text
     channel_id: str = r.json()["id"]
     return channel_id
+
+
+def is_registered(platform: Platform, device_id: str) -> bool:
+    """Whether the platform's SIP server holds the device's registration now."""
+    server = platform.gb28181.server
+    if server is None:
+        return False
+    try:
+        server.target(device_id)
+    except LookupError:
+        return False
+    return True
+
+
+def stop_and_unregister(platform: Platform, sim: SimThread, device_id: str) -> None:
+    """Stop the simulated device (it unregisters) and wait until the server has let it go."""
+    sim.stop()
+    wait_until(lambda: not is_registered(platform, device_id), 15, "the device to unregister")
