@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, ViewportSize
+from sqlalchemy import update
 
 from tests.conftest import ADMIN_PASSWORD, TOWN_A, VILLAGE_A, VILLAGE_B, seed_two_towns
 from tests.support.server import serve
@@ -24,6 +25,7 @@ from xueliang.access.principal import SYSTEM
 from xueliang.access.schemas import ScopeSpec, UserCreate
 from xueliang.api.app import create_app
 from xueliang.app import Platform
+from xueliang.store.models import Device
 
 pytestmark = needs_build
 
@@ -80,6 +82,12 @@ def test_devices_page_create_import_and_channels(
     tmp_path: Path,
 ) -> None:
     seed_two_towns(platform)
+    with platform.db.transaction() as s:  # as the GB/T 28181 registrar words it
+        s.execute(
+            update(Device)
+            .where(Device.name == "b-nvr")
+            .values(status="offline", status_reason="no keepalive for 180 s (3 missed)")
+        )
     with serve(create_app(platform)) as base:
         page = browser.new_page(viewport=VIEWPORT)
         sign_in(page, base, "admin", ADMIN_PASSWORD)
@@ -87,6 +95,10 @@ def test_devices_page_create_import_and_channels(
         page.wait_for_selector("[data-test=device-table] >> text=a-cam-0")
         rows = row_texts(page, "device-table")
         assert len(rows) == 5, rows
+        # The platform's reasons, which it records in English, in the console's language.
+        assert any("b-nvr" in r and "180 秒无心跳（漏 3 次）" in r for r in rows), rows
+        assert any("a-cam-0" in r and "尚未连接" in r for r in rows), rows
+        assert not any("keepalive" in r or "not yet connected" in r for r in rows), rows
         # Names of organisations, not their codes; and the NVR's one channel.
         assert any("b-nvr" in r and "乙村" in r and "GB28181" in r for r in rows), rows
         assert "设备管理" in (page.text_content(".nav") or "")
