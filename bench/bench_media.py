@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -460,6 +461,67 @@ def run_live() -> dict[str, dict[str, float]]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+class RtspServer(subprocess.Popen[str]):
+    url = ""
+
+
+def start_server(mounts: int, shared: bool) -> RtspServer:
+    """GStreamer's RTSP server playing the source on /cam0 … (see gst_file_server.py)."""
+    port = free_port()
+    server = RtspServer(
+        [
+            "/usr/bin/python3",
+            str(HERE / "gst_file_server.py"),
+            str(port),
+            str(SOURCE),
+            str(mounts),
+            *(["shared"] if shared else []),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server.url = f"rtsp://127.0.0.1:{port}"
+    wait_line(server, "READY", 30)
+    # Drained from now on: GStreamer's warnings would otherwise fill the pipe over a long run
+    # and stop the server mid-benchmark (every client then at 0 fps).
+    threading.Thread(target=server.communicate, daemon=True).start()
+    return server
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def print_ratios(n: int, per_ch: dict[str, list[float]], server: dict[str, list[float]]) -> None:
+    """Xueliang's CPU per channel against each ffmpeg row: of the medians, per round (the runs
+    of a round are a minute or two apart), and per round scaled by the RTSP server's CPU in the
+    same run. The server does the same work in every run, so its CPU measures how fast the
+    machine was at the time; this 2-core VM's speed drifts by ±20% between runs, which moves
+    every process alike."""
+    ours, ours_srv = per_ch["xueliang"], server["xueliang"]
+    for name, theirs in per_ch.items():
+        if name == "xueliang" or not theirs:
+            continue
+        paired = [a / b for a, b in zip(ours, theirs, strict=False) if b > 0]
+        scaled = [
+            (a / sa) / (b / sb)
+            for a, sa, b, sb in zip(ours, ours_srv, theirs, server[name], strict=False)
+            if b > 0 and sa > 0 and sb > 0
+        ]
+        print(
+            f"{n:>8} xueliang / {name}: medians {statistics.median(ours):.2f} / "
+            f"{statistics.median(theirs):.2f} %/ch = "
+            f"{statistics.median(ours) / statistics.median(theirs):.2f}x; per round "
+            + ", ".join(f"{r:.2f}" for r in paired)
+            + f" (median {statistics.median(paired):.2f}x); scaled by the server's CPU "
+            + ", ".join(f"{r:.2f}" for r in scaled)
+            + f" (median {statistics.median(scaled):.2f}x)",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -468,7 +530,15 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=6.0)
     parser.add_argument("--mounts", type=int, default=4)
+    parser.add_argument(
+        "--shared-source",
+        action="store_true",
+        help="the RTSP server runs one pipeline per mount for all its clients (cheaper for it)",
+    )
     parser.add_argument("--per-worker", type=int, default=32, help="channels per media worker")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every implementation (order rotated)"
+    )
     parser.add_argument("--skip-ffmpeg", action="store_true")
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument(
@@ -501,21 +571,15 @@ def main() -> None:
             print(f"{label:<28}{direct:>12.0f}{relayed:>12.0f}   {note}")
 
     make_source()
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            "/usr/bin/python3",
-            str(HERE / "gst_file_server.py"),
-            str(port),
-            str(SOURCE),
-            str(args.mounts),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    counts = [int(v) for v in args.channels.split(",")]
+    impls = [("xueliang", run_xueliang)]
+    if not args.skip_ffmpeg:
+        impls.append(("ffmpeg", run_ffmpeg))
+        if LIVE[0] != "0":
+            impls.append(("ffmpeg+v", run_ffmpeg_viewer))
+    # A shared mount plays its file once: with a shared source every run gets a fresh server.
+    server = start_server(args.mounts, args.shared_source)
     try:
-        wait_line(server, "READY", 30)
         viewers = {
             "0": "no live viewer",
             "relay": "one live viewer per channel relayed by the control process (Xueliang)",
@@ -526,28 +590,34 @@ def main() -> None:
             f"{'channels':>8} {'impl':<10} {'procs':>5} {'CPU %':>7} {'CPU %/ch':>9} {'PSS MB':>8} "
             f"{'MB/ch':>6} {'min fps':>8} {'med fps':>8} {'live kb/s min':>14} {'server CPU %':>13}"
         )
-        for n in [int(v) for v in args.channels.split(",")]:
-            urls = [f"rtsp://127.0.0.1:{port}/cam{i % args.mounts}" for i in range(n)]
-            impls = [("xueliang", run_xueliang)]
-            if not args.skip_ffmpeg:
-                impls.append(("ffmpeg", run_ffmpeg))
-                if LIVE[0] != "0":
-                    impls.append(("ffmpeg+v", run_ffmpeg_viewer))
-            for name, fn in impls:
-                s0 = cpu_seconds([server.pid])
-                ts = time.monotonic()
-                r = fn(urls, args.window, args.warmup, args.per_worker)
-                server_cpu = (cpu_seconds([server.pid]) - s0) / (time.monotonic() - ts) * 100
-                print(
-                    f"{n:>8} {name:<10} {r['procs']:>5.0f} {r['cpu']:>7.1f} "
-                    f"{r['cpu'] / n:>9.2f} {r['mem']:>8.0f} "
-                    f"{r['mem'] / n:>6.1f} {r['min_fps']:>8.1f} {r['median_fps']:>8.1f} "
-                    f"{r.get('live_kbps', 0.0):>14.0f} {server_cpu:>13.1f}",
-                    flush=True,
-                )
+        for n in counts:
+            per_ch: dict[str, list[float]] = {name: [] for name, _ in impls}
+            server_per_run: dict[str, list[float]] = {name: [] for name, _ in impls}
+            for rnd in range(args.repeat):
+                # Rounds rotate the order, so that no implementation always runs first (or
+                # last) while the machine's speed drifts.
+                for name, fn in impls[rnd % len(impls) :] + impls[: rnd % len(impls)]:
+                    if args.shared_source:
+                        stop_server(server)
+                        server = start_server(args.mounts, shared=True)
+                    urls = [f"{server.url}/cam{i % args.mounts}" for i in range(n)]
+                    s0 = cpu_seconds([server.pid])
+                    ts = time.monotonic()
+                    r = fn(urls, args.window, args.warmup, args.per_worker)
+                    server_cpu = (cpu_seconds([server.pid]) - s0) / (time.monotonic() - ts) * 100
+                    per_ch[name].append(r["cpu"] / n)
+                    server_per_run[name].append(server_cpu)
+                    print(
+                        f"{n:>8} {name:<10} {r['procs']:>5.0f} {r['cpu']:>7.1f} "
+                        f"{r['cpu'] / n:>9.2f} {r['mem']:>8.0f} "
+                        f"{r['mem'] / n:>6.1f} {r['min_fps']:>8.1f} {r['median_fps']:>8.1f} "
+                        f"{r.get('live_kbps', 0.0):>14.0f} {server_cpu:>13.1f}",
+                        flush=True,
+                    )
+            if len(impls) > 1:
+                print_ratios(n, per_ch, server_per_run)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop_server(server)
 
 
 if __name__ == "__main__":
