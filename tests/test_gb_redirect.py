@@ -307,15 +307,21 @@ def _status(p: Platform, gb_id: str) -> str | None:
         return None
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_simulated_device_is_redirected_and_registers_at_the_node(
-    platform: Platform, node: Platform
+    platform: Platform, node: Platform, transport: str
 ) -> None:
+    # Over TCP the device closes its connection to the front and opens one to the node,
+    # down which the node then sends its catalogue query.
     with gb_platform(node):
         node_server = node.gb28181.server
         assert node_server is not None
         # The node first in the list or not: a list of one sends every device there.
         platform.settings.gb28181.redirect_to = (f"127.0.0.1:{node_server.port}",)
-        with gb_platform(platform), sim_thread(platform, channels=2, keepalive=1.0) as thread:
+        with (
+            gb_platform(platform),
+            sim_thread(platform, channels=2, keepalive=1.0, transport=transport) as thread,
+        ):
             device = thread.start()
             gb_id = device.config.device_id
             wait_until(lambda: _status(node, gb_id) == "online", 30, "online at the node")

@@ -100,7 +100,7 @@ class RegistrationMixin(DeviceCore):
         registration there: new Call-ID, challenged anew, and keepalives and notifies follow
         it. One hop: a redirect from where a redirect led, or one without a usable Contact,
         fails the attempt, and after the back-off it starts again at the configured server.
-        (The runner sends to the node over UDP; over TCP it keeps the connection it has.)"""
+        (Over TCP the runner moves the device's connection to the node, see runner.py.)"""
         node: Address | None = None
         with contextlib.suppress(ParseError, IndexError):
             uri = response.contacts[0].uri

@@ -2,7 +2,9 @@
 
 Over UDP every device shares one signalling socket and media streams share one RTP socket;
 datagrams are routed to devices by the 20-digit IDs in them. Over TCP each device keeps its own
-signalling connection (the platform sends its requests down the connection that registered).
+signalling connection (the platform sends its requests down the connection that registered);
+a 302 moves it: the connection to the front closes and one to the access node carries the new
+registration (and, when that one is lost, the device starts again at the front).
 First REGISTERs are spread over a ramp (``ramp_rate`` per second) so a thousand devices do not
 arrive in the same millisecond. Timers of all devices live in one heap, woken by one task;
 media streams are paced by one task replaying the pre-encoded clip (:mod:`.streams`).
@@ -91,6 +93,8 @@ class Slot:
     index: int
     started: bool = False
     tcp: asyncio.Transport | None = None
+    # Where the TCP connection goes: the server, or the access node a 302 named.
+    peer: Address | None = None
     framer: StreamFramer = field(default_factory=StreamFramer)
 
 
@@ -120,11 +124,20 @@ class _Signalling(asyncio.Protocol):
         self.runner = runner
         self.slot = slot
 
+    transport: asyncio.Transport | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.slot.tcp = transport
+        self.transport = self.slot.tcp = transport
+
+    @property
+    def current(self) -> bool:
+        """Whether this is still the device's connection (not one a redirect left behind)."""
+        return self.transport is not None and self.slot.tcp is self.transport
 
     def data_received(self, data: bytes) -> None:
+        if not self.current:
+            return
         try:
             messages = self.slot.framer.feed(data)
         except ParseError:
@@ -132,10 +145,11 @@ class _Signalling(asyncio.Protocol):
                 self.slot.tcp.close()
             return
         for message in messages:
-            self.runner.deliver(self.slot, message, self.runner.server)
+            self.runner.deliver(self.slot, message, self.slot.peer or self.runner.server)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.runner.tcp_lost(self.slot)
+        if self.current:
+            self.runner.tcp_lost(self.slot)
 
 
 class SimulatorRunner(MediaStreamsMixin):
@@ -316,20 +330,42 @@ class SimulatorRunner(MediaStreamsMixin):
 
     async def _open_signalling(self, slot: Slot) -> None:
         if slot.tcp is None:
-            loop = asyncio.get_running_loop()
             try:
-                await loop.create_connection(
-                    lambda: _Signalling(self, slot), self.server[0], self.server[1]
-                )
+                await self._dial(slot, self.server)
             except OSError:
                 # No server yet: try again after the device's back-off.
                 self._schedule(slot, self.now() + slot.device.retry_delay(2))
                 return
-            assert slot.tcp is not None
-            host, port = slot.tcp.get_extra_info("sockname")[:2]
-            slot.device.local = (self.host if host in ("0.0.0.0", "::") else host, port)  # noqa: S104
         slot.started = True
         self._apply(slot, slot.device.start(self.now()))
+
+    async def _dial(self, slot: Slot, to: Address) -> None:
+        """Open the device's signalling connection to ``to``; OSError when it cannot."""
+        await asyncio.get_running_loop().create_connection(
+            lambda: _Signalling(self, slot), to[0], to[1]
+        )
+        assert slot.tcp is not None
+        slot.peer = to
+        host, port = slot.tcp.get_extra_info("sockname")[:2]
+        slot.device.local = (self.host if host in ("0.0.0.0", "::") else host, port)  # noqa: S104
+
+    async def _move(self, slot: Slot, to: Address, data: bytes) -> None:
+        """A 302 over TCP: close the connection to the front, connect to the access node and
+        send it the registration the device addressed to it (or back, after a failed attempt
+        at the node). A node that cannot be reached is a lost connection: the device registers
+        at the front again after its back-off."""
+        old, slot.tcp, slot.peer = slot.tcp, None, to
+        slot.framer = StreamFramer()
+        if old is not None:
+            old.close()  # its connection_lost is no longer the device's (see _Signalling)
+        try:
+            await self._dial(slot, to)
+        except OSError:
+            if slot.peer == to and slot.tcp is None:
+                self.tcp_lost(slot)
+            return
+        assert slot.tcp is not None
+        slot.tcp.write(data)
 
     # --- signalling in and out ---------------------------------------------------------------
 
@@ -370,6 +406,7 @@ class SimulatorRunner(MediaStreamsMixin):
 
     def tcp_lost(self, slot: Slot) -> None:
         slot.tcp = None
+        slot.peer = None  # the next connection goes to the server, not to a node
         slot.framer = StreamFramer()
         if not slot.started:
             return
@@ -382,7 +419,16 @@ class SimulatorRunner(MediaStreamsMixin):
         for output in outputs:
             if isinstance(output, Transmit):
                 if self.tcp:
-                    if slot.tcp is not None:
+                    to = output.to or self.server
+                    if slot.started and slot.peer is not None and to != slot.peer:
+                        # A request for elsewhere: the access node a 302 named, or the server
+                        # again after a failed attempt there.
+                        task = asyncio.get_running_loop().create_task(
+                            self._move(slot, to, output.data)
+                        )
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                    elif slot.tcp is not None:
                         slot.tcp.write(output.data)
                 elif self._sip is not None:
                     self._sip.sendto(output.data, output.to or self.server)
