@@ -123,8 +123,7 @@ class _Signalling(asyncio.Protocol):
     def __init__(self, runner: SimulatorRunner, slot: Slot) -> None:
         self.runner = runner
         self.slot = slot
-
-    transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
