@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import TOWN_A, login, seed_two_towns
 from tests.support.media import Events, add_camera, status
 from tests.support.rtsp_peer import RtspPeer
+from tests.support.wait import wait_until
 from xueliang.access.principal import SYSTEM
 from xueliang.app import Platform
 from xueliang.media import playback as playback_module
@@ -232,6 +233,10 @@ def test_playback_runs_on_across_a_gap_and_reports_it(
     channel, events, before = record(media_platform, client, admin_headers, peer.url("/h264"), 2)
     peer.kill()
     events.wait(status(channel, "offline"), 10, "offline")
+    # The camera stays away for 3 s: longer than the gap tolerance (2 s), so it is a gap (the
+    # ingest notices a killed peer and reconnects within about a second).
+    gone = before[-1].end
+    wait_until(lambda: datetime.now(UTC) - gone > timedelta(seconds=3), 10, "3 s without it")
     peer.start()
     events.wait(status(channel, "online"), 30, "online again")
     after = events.segments(channel, 2, 20)

@@ -11,6 +11,8 @@ and in real time, on 127.0.0.1:
     /h264-aac   /h264 with AAC-LC audio (16 kHz mono, RFC 3640), a sine tone
     /h264-pcma  /h264 with G.711 A-law audio (PCMA, 8 kHz mono), as most cameras send
     /h264-pcmu  /h264 with G.711 µ-law audio (PCMU, 8 kHz mono)
+    /file   with --file PATH: that MPEG-TS file's H.264, from its start for each client (not
+            shared); how to serve what the live encoder will not make, such as B-frames
 Prints READY once it listens.
 """
 
@@ -64,16 +66,23 @@ def main() -> None:
     parser.add_argument("port")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--file")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(args.port)
     mounts = server.get_mount_points()
-    for path, launch in PIPELINES.items():
+    pipelines = dict(PIPELINES)
+    if args.file:
+        pipelines["/file"] = (
+            f"( filesrc location={args.file} ! tsdemux ! h264parse ! "
+            "rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        )
+    for path, launch in pipelines.items():
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
-        factory.set_shared(True)
+        factory.set_shared(path != "/file")
         if args.user:
             permissions = GstRtspServer.RTSPPermissions()
             permissions.add_permission_for_role("user", "media.factory.access", True)

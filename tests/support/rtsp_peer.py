@@ -20,10 +20,15 @@ def free_port() -> int:
 
 class RtspPeer:
     def __init__(
-        self, port: int | None = None, user: str | None = None, password: str | None = None
+        self,
+        port: int | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        file: Path | None = None,
     ):
         self.port = port or free_port()
         self.user, self.password = user, password
+        self.file = file  # served at /file
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str) -> str:
@@ -33,6 +38,8 @@ class RtspPeer:
         args = [SYSTEM_PYTHON, str(SCRIPT), str(self.port)]
         if self.user:
             args += ["--user", self.user, "--password", self.password or ""]
+        if self.file is not None:
+            args += ["--file", str(self.file)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         wait_for_output(self.proc, "READY", timeout=30)
 

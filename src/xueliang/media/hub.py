@@ -135,7 +135,9 @@ class ChannelHub:
         if info is None:
             return None
         extradata = info.template.codec_context.extradata
-        return KeyFrame(data, info.template.codec_context.name, extradata or None, wallclock)
+        # info.codec, not the template's codec name: a template that lives in an output
+        # container (GB/T 28181 and RTSP sources) is named for its encoder (libx264).
+        return KeyFrame(data, info.codec, extradata or None, wallclock)
 
     def subscribe(self, consumer: Consumer) -> None:
         """Add a consumer; it receives the streams and the current GOP at once.

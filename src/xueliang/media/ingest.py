@@ -7,6 +7,8 @@ channels share a process; the media workers (one process per group of channels) 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from xueliang.media.model import IngestSpec, MediaEvent, StatusChanged
 from xueliang.media.sources.base import OpenSource, Packet
 from xueliang.media.sources.gb_rtp import open_gb_rtp_source
 from xueliang.media.sources.rtsp import open_rtsp_source, redacted
+from xueliang.media.sources.rtsp_native import NativeUnsupported, open_native_rtsp_source
 from xueliang.media.sources.simulator import open_simulator
 from xueliang.media.timestamps import TimestampRepair
 
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # Packets of other streams (audio) held back while the pieces of a key frame are joined.
 MAX_DEFERRED = 32
+# RTSP over TCP goes through Xueliang's own client unless this says "ffmpeg" (for comparing,
+# or a camera the own client mishandles); what it does not take goes to FFmpeg regardless.
+RTSP_CLIENT = os.environ.get("XUELIANG_RTSP_CLIENT", "native")
 
 
 class Backoff:
@@ -53,8 +59,16 @@ def _reason(exc: BaseException) -> str:
         return "authentication failed"
     if isinstance(exc, av.error.HTTPNotFoundError):
         return "stream not found on the camera"
-    if isinstance(exc, av.error.ConnectionRefusedError):
+    if isinstance(exc, av.error.ConnectionRefusedError | ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, PermissionError):
+        return "authentication failed"
+    if isinstance(exc, FileNotFoundError):
+        return "stream not found on the camera"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "the camera ended the stream"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host: {exc}"
     if isinstance(exc, av.error.EOFError):
         return "the camera ended the stream"
     text = str(exc)
@@ -77,6 +91,8 @@ class ChannelIngest(threading.Thread):
         self._stop_event = threading.Event()
         self._backoff = backoff or Backoff()
         self.status: str = "offline"
+        # Why this channel's stream went to FFmpeg's RTSP client (None: Xueliang's own).
+        self.ffmpeg_because: str | None = None if RTSP_CLIENT == "native" else "configured"
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -95,6 +111,13 @@ class ChannelIngest(threading.Thread):
             try:
                 self._session()
                 reason = "the camera ended the stream"
+            except NativeUnsupported as exc:
+                # Not a failure: the same camera, at once, through FFmpeg's client.
+                self.ffmpeg_because = str(exc)
+                log.info(
+                    "channel %s: RTSP through FFmpeg from now on: %s", self.spec.channel_id, exc
+                )
+                continue  # (the hub is ended below)
             except Exception as exc:  # every failure of a session leads to a reconnect
                 reason = _reason(exc)
                 log.info(
@@ -116,6 +139,8 @@ class ChannelIngest(threading.Thread):
             return open_simulator(self.spec.url, self._stop_event)
         if self.spec.url.startswith("rtp:"):
             return open_gb_rtp_source(self.spec, self._stop_event)
+        if self.ffmpeg_because is None and self.spec.transport == "tcp":
+            return open_native_rtsp_source(self.spec, self._stop_event)
         return open_rtsp_source(self.spec)
 
     def _publish(self, repair: dict[int, TimestampRepair], packet: Packet) -> None:
@@ -134,6 +159,9 @@ class ChannelIngest(threading.Thread):
             video = {i.index for i in source.streams if i.kind == "video"}
             held: Packet | None = None
             deferred: list[Packet] = []
+            if source.whole_frames:
+                self._stream(source, repair)
+                return
             for packet in source.packets:
                 if self._stop_event.is_set():
                     return
@@ -164,6 +192,18 @@ class ChannelIngest(threading.Thread):
                     online = True
                     self._backoff.reset()
                     self._set_status("online", None)
+
+
+    def _stream(self, source: OpenSource, repair: dict[int, TimestampRepair]) -> None:
+        online = False
+        for packet in source.packets:
+            if self._stop_event.is_set():
+                return
+            self._publish(repair, packet)
+            if not online:
+                online = True
+                self._backoff.reset()
+                self._set_status("online", None)
 
 
 def _same_picture(held: Packet, packet: Packet) -> bool:

@@ -23,6 +23,8 @@ class OpenSource:
     # Frames per second of the video, for filling timestamps the source leaves out.
     frame_rate: float
     packets: Iterator[Packet]
+    # Each packet a whole picture (not FFmpeg's RTSP pieces): nothing to join.
+    whole_frames: bool = False
 
 
 class StopFlag(Protocol):
