@@ -127,7 +127,18 @@ def test_the_sub_stream_is_a_session_of_its_own_and_never_recorded(
     # The device sends its smaller sub stream (the simulator's is half the size each way).
     stream = watch(sub.json()["url"], 10, tmp_path / "sub.mp4")
     assert (stream["width"], stream["height"]) == (160, 90)
-    assert watch(main.json()["url"], 5, tmp_path / "main.mp4")["width"] == 320
+    # The main stream's worker may not have reported its live port when the first ticket was
+    # issued (that ticket then offers the relay only, url None): ask again until it has.
+    main_url = wait_until(
+        lambda: (
+            client.post(f"/api/v1/channels/{channel}/live/ticket", headers=admin_headers)
+            .json()
+            .get("url")
+        ),
+        10,
+        "a direct live URL for the main stream",
+    )
+    assert watch(main_url, 5, tmp_path / "main.mp4")["width"] == 320
     # Only the main stream is recorded; the sub stream ends when nobody watches it.
     events.segments(channel, 2, 30)
     wait_until(lambda: {v.stream for v in streams.sessions()} == {0}, 15, "the sub stream to end")
