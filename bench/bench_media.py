@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -124,7 +126,7 @@ def wait_line(proc: subprocess.Popen[str], word: str, timeout: float) -> None:
 
 
 def run_xueliang(
-    urls: list[str], window: float, warmup: float, per_worker: int
+    urls: list[str], window: float, warmup: float, per_worker: int, *, rtsp_client: str = "own"
 ) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(prefix="xl-bench-"))
     proc = subprocess.Popen(
@@ -132,6 +134,7 @@ def run_xueliang(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "BENCH_RTSP_CLIENT": rtsp_client},
     )
     assert proc.stdin is not None and proc.stdout is not None
 
@@ -554,6 +557,11 @@ def main() -> None:
         "--repeat", type=int, default=1, help="rounds of every implementation (order rotated)"
     )
     parser.add_argument("--skip-ffmpeg", action="store_true")
+    parser.add_argument(
+        "--ffmpeg-client",
+        action="store_true",
+        help="also Xueliang with FFmpeg's RTSP client (media.rtsp_client = ffmpeg): 'xl/ffrtsp'",
+    )
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument(
         "--no-live", action="store_true", help="Xueliang records only (no live muxer), like ffmpeg"
@@ -586,7 +594,11 @@ def main() -> None:
 
     make_source()
     counts = [int(v) for v in args.channels.split(",")]
-    impls = [("xueliang", run_xueliang)]
+    impls: list[tuple[str, Callable[[list[str], float, float, int], dict[str, float]]]] = [
+        ("xueliang", run_xueliang)
+    ]
+    if args.ffmpeg_client:
+        impls.append(("xl/ffrtsp", functools.partial(run_xueliang, rtsp_client="ffmpeg")))
     if not args.skip_ffmpeg:
         impls.append(("ffmpeg", run_ffmpeg))
         if LIVE[0] != "0":

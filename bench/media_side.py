@@ -8,6 +8,8 @@ LIVE: "direct" (one viewer per channel served by its worker, with a ticket, as t
 watches; the viewers run in live_viewers.py, another process), "relay" (one live muxer per
 channel relayed to this process, the fallback path) or "0" (recording only).
 
+BENCH_RTSP_CLIENT in the environment: "own" (default) or "ffmpeg" (media.rtsp_client).
+
 Prints "READY" once started; for each line read from stdin, a JSON line with the packets each
 channel has published so far, the live bytes delivered, and the worker PIDs; exits when stdin
 closes.
@@ -16,6 +18,7 @@ closes.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -53,6 +56,7 @@ def main() -> None:
         on_live=live,
         live_host="127.0.0.1" if mode == "direct" else "",
         live_key=key,
+        rtsp_client=os.environ.get("BENCH_RTSP_CLIENT", "own"),
     )
     pool.start()
     pool.assign([IngestSpec(channel_id=c, url=u) for c, u in zip(channels, urls, strict=True)])

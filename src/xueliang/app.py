@@ -126,6 +126,7 @@ def build_platform(
         if settings.media.live_direct
         else "",
         live_port=settings.media.live_port,
+        rtsp_client=settings.media.rtsp_client,
     )
     registry_changed.connect(media.on_registry_changed)
     storage = StorageManager(

@@ -83,6 +83,10 @@ class MediaConfig(_Section):
     # Channels per media worker process (one process holds 32-48 1080p streams before its
     # threads contend; more channels start more workers).
     channels_per_worker: int = Field(default=32, ge=1, le=256)
+    # RTSP over TCP through Xueliang's own client ("own": a fraction of FFmpeg's system calls,
+    # see docs/BENCHMARKS.md) or FFmpeg's ("ffmpeg"). Either way FFmpeg takes UDP, codecs other
+    # than H.264/H.265 and streams with B-frames.
+    rtsp_client: Literal["own", "ffmpeg"] = "own"
     # Longest wait between reconnect attempts to a camera that is gone.
     reconnect_max_seconds: float = Field(default=30.0, ge=0.1, le=600.0)
     # Days recordings are kept: 30, the regulatory minimum, unless a channel sets its own.

@@ -7,7 +7,6 @@ channels share a process; the media workers (one process per group of channels) 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -31,9 +30,6 @@ log = logging.getLogger(__name__)
 
 # Packets of other streams (audio) held back while the pieces of a key frame are joined.
 MAX_DEFERRED = 32
-# RTSP over TCP goes through Xueliang's own client unless this says "ffmpeg" (for comparing,
-# or a camera the own client mishandles); what it does not take goes to FFmpeg regardless.
-RTSP_CLIENT = os.environ.get("XUELIANG_RTSP_CLIENT", "native")
 
 
 class Backoff:
@@ -83,6 +79,7 @@ class ChannelIngest(threading.Thread):
         emit: Callable[[MediaEvent], None],
         *,
         backoff: Backoff | None = None,
+        rtsp_client: str = "own",
     ) -> None:
         super().__init__(name=f"ingest-{spec.channel_id}", daemon=True)
         self.spec = spec
@@ -91,8 +88,9 @@ class ChannelIngest(threading.Thread):
         self._stop_event = threading.Event()
         self._backoff = backoff or Backoff()
         self.status: str = "offline"
-        # Why this channel's stream went to FFmpeg's RTSP client (None: Xueliang's own).
-        self.ffmpeg_because: str | None = None if RTSP_CLIENT == "native" else "configured"
+        # Why this channel's stream goes to FFmpeg's RTSP client (None: Xueliang's own, which
+        # is tried first for RTSP over TCP unless media.rtsp_client says "ffmpeg").
+        self.ffmpeg_because: str | None = None if rtsp_client == "own" else "configured"
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -192,7 +190,6 @@ class ChannelIngest(threading.Thread):
                     online = True
                     self._backoff.reset()
                     self._set_status("online", None)
-
 
     def _stream(self, source: OpenSource, repair: dict[int, TimestampRepair]) -> None:
         online = False

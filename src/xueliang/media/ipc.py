@@ -36,6 +36,7 @@ class Configure:
     live_host: str = ""
     live_port: int = 0
     live_key: bytes = b""
+    rtsp_client: str = "own"  # "own" or "ffmpeg" (media.rtsp_client)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,13 +82,20 @@ class WorkerPool:
         live_host: str = "",
         live_port: int = 0,
         live_key: bytes = b"",
+        rtsp_client: str = "own",
     ) -> None:
         if per_worker < 1:
             raise ValueError("per_worker must be at least 1")
         # live_port: 0 lets each worker's live server take a free port; otherwise worker slot
         # N listens on live_port + N (firewall-friendly, one range to open).
         self._config = ipc.Configure(
-            str(recordings), segment_seconds, backoff_cap, live_host, live_port, live_key
+            str(recordings),
+            segment_seconds,
+            backoff_cap,
+            live_host,
+            live_port,
+            live_key,
+            rtsp_client,
         )
         self._per_worker = per_worker
         self._on_event = on_event

@@ -53,8 +53,10 @@ class ChannelRunner:
         segment_seconds: float,
         backoff_cap: float,
         emit: Callable[[MediaEvent], None],
+        rtsp_client: str = "own",
     ) -> None:
         self._root = root
+        self._rtsp_client = rtsp_client
         self._segment_seconds = segment_seconds
         self._backoff_cap = backoff_cap
         self._emit = emit
@@ -102,7 +104,13 @@ class ChannelRunner:
         if spec.download is not None:
             download = DownloadWriter(spec.channel_id, spec.download, self._emit)
             hub.subscribe(download)
-        ingest = ChannelIngest(spec, hub, self._emit, backoff=Backoff(cap=self._backoff_cap))
+        ingest = ChannelIngest(
+            spec,
+            hub,
+            self._emit,
+            backoff=Backoff(cap=self._backoff_cap),
+            rtsp_client=self._rtsp_client,
+        )
         self._running[spec.channel_id] = _Running(ingest, recorder, gate, download)
         ingest.start()
 

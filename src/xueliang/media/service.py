@@ -66,6 +66,7 @@ class MediaService:
         timezone: str = "Asia/Shanghai",
         live_host: str = "127.0.0.1",
         live_port: int = 0,
+        rtsp_client: str = "own",
     ) -> None:
         self._db = db
         self._secrets = secrets
@@ -75,6 +76,7 @@ class MediaService:
         # Read when the workers start (tests shorten segments before starting).
         self.segment_seconds = segment_seconds
         self.backoff_cap = backoff_cap
+        self.rtsp_client = rtsp_client
         self.channels_per_worker = channels_per_worker
         self._timezone = timezone
         # Workers serve live viewers themselves on live_host (empty: only the relay), under
@@ -110,6 +112,7 @@ class MediaService:
                     live_host=self.live_host,
                     live_port=self.live_port,
                     live_key=self._live_key,
+                    rtsp_client=self.rtsp_client,
                 )
                 self._pool.start()
         self.sync()

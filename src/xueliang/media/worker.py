@@ -134,6 +134,7 @@ def serve(commands: BinaryIO, out: BinaryIO) -> None:
                         segment_seconds=cmd.segment_seconds,
                         backoff_cap=cmd.backoff_cap,
                         emit=event,
+                        rtsp_client=cmd.rtsp_client,
                     )
                     if cmd.live_host:
                         live = _serve_live(runner, sender, cmd)
