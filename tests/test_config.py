@@ -56,3 +56,11 @@ def test_unrelated_variables_are_ignored(tmp_path: Path) -> None:
         tmp_path, environ={"XUELIANG_ADMIN_PASSWORD": "x", "XUELIANG_TEST_DB": "postgresql"}
     )
     assert s.http.port == 8080
+
+
+def test_rtsp_client_choice(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, environ={}).media.rtsp_client == "own"
+    s = load_settings(tmp_path, environ={"XUELIANG_MEDIA_RTSP_CLIENT": "ffmpeg"})
+    assert s.media.rtsp_client == "ffmpeg"
+    with pytest.raises(ConfigError, match="XUELIANG_MEDIA_RTSP_CLIENT"):
+        load_settings(tmp_path, environ={"XUELIANG_MEDIA_RTSP_CLIENT": "gstreamer"})

@@ -53,7 +53,7 @@ class Packets:
 
 
 class Rig:
-    def __init__(self, root: Path, url: str, **spec: str) -> None:
+    def __init__(self, root: Path, url: str, rtsp_client: str = "own", **spec: str) -> None:
         self.events: list[MediaEvent] = []
         self.hub = ChannelHub("c1")
         self.packets = Packets()
@@ -66,6 +66,7 @@ class Rig:
             self.hub,
             self.events.append,
             backoff=Backoff(0.2, 0.5),
+            rtsp_client=rtsp_client,
         )
 
     def statuses(self) -> list[StatusChanged]:
@@ -161,6 +162,16 @@ def test_b_frames_go_to_ffmpegs_client_without_an_outage(
         assert info["streams"][0]["codec_name"] == "h264"  # type: ignore[index]
     finally:
         peer.kill()
+
+
+def test_ffmpegs_client_when_configured(peer: RtspPeer, tmp_path: Path, rig_for: list[Rig]) -> None:
+    rig = Rig(tmp_path, peer.url("/h264-aac"), rtsp_client="ffmpeg")
+    rig_for.append(rig)
+    rig.ingest.start()
+    wait_until(lambda: len(rig.segments()) >= 1, 20, "a segment")
+    assert rig.ingest.ffmpeg_because == "configured"
+    info = _probe(tmp_path / rig.segments()[0].path)
+    assert [s["codec_name"] for s in info["streams"]] == ["h264", "aac"]  # type: ignore[attr-defined]
 
 
 def test_udp_transport_goes_to_ffmpegs_client(
