@@ -20,7 +20,7 @@ from xueliang.rtsp.depacketize import (
     h265_parameter_sets,
     rtp_payload,
 )
-from xueliang.rtsp.message import RtspProtocolError, RtspReader, ServerRequest
+from xueliang.rtsp.message import Batch, RtspProtocolError, RtspReader, ServerRequest
 from xueliang.rtsp.sdp import SdpError, parse_sdp
 
 SPS = bytes.fromhex("6742c01e95a0f0110bc0")
@@ -359,3 +359,64 @@ def test_g711_and_malformed_rtp() -> None:
     assert rtp_payload(memoryview(b"\x00" * 20)) is None  # version 0
     assert rtp_payload(memoryview(b"\x80\x60")) is None  # too short
     assert H264Depacketizer().push(memoryview(b"\x40" * 30)) == ()
+
+
+def _fu_a(nal: bytes, size: int) -> list[bytes]:
+    header, body = nal[0], nal[1:]
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    out = []
+    for i, piece in enumerate(pieces):
+        fu = (header & 0x1F) | (0x80 if i == 0 else 0) | (0x40 if i == len(pieces) - 1 else 0)
+        out.append(bytes(((header & 0xE0) | 28, fu)) + piece)
+    return out
+
+
+def _stream() -> list[bytes]:
+    """Pictures as a camera sends them, with the awkward cases among them: a lost packet, a
+    lost marker, padding, a header extension, a STAP-A, single NAL units."""
+    stap = b"\x18" + len(SPS).to_bytes(2, "big") + SPS + len(PPS).to_bytes(2, "big") + PPS
+    big = b"\x65" + bytes(i % 251 for i in range(5000))
+    packets: list[bytes] = []
+    seq = 0
+    for frame in range(12):
+        ts = frame * 3600
+        payloads = [stap, *_fu_a(big, 1000)] if frame % 6 == 0 else _fu_a(b"\x41" + bytes(900), 400)
+        if frame == 4:
+            payloads = [SLICE]
+        for i, payload in enumerate(payloads):
+            seq += 1
+            if frame == 8 and i == 1:
+                continue  # lost
+            marker = i == len(payloads) - 1 and frame != 3  # frame 3 loses its marker
+            padding = 4 if (frame, i) == (2, 1) else 0
+            ext = (0xBEDE, b"\x00" * 4) if (frame, i) == (7, 0) else None
+            packets.append(
+                RtpPacket(
+                    96, seq, ts, 1, payload, marker=marker, padding=padding, extension=ext
+                ).serialise()
+            )
+    return packets
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1500, 1 << 20])
+def test_a_reads_batch_gives_what_packet_by_packet_gives(chunk: int) -> None:
+    packets = _stream()
+    expected = _push_all(H264Depacketizer(), packets)
+    assert len(expected) == 11  # 12 pictures, less the one that lost a packet
+    wire = b"".join(interleaved(0, p) + interleaved(1, b"\x80\xc8rtcp") for p in packets)
+    reader = RtspReader()
+    reader.batch_channels = frozenset({0})
+    dep = H264Depacketizer()
+    got = []
+    other = 0
+    for i in range(0, len(wire), chunk):
+        for event in reader.feed(wire[i : i + chunk]):
+            if isinstance(event, Batch):
+                got += dep.push_batch(event.data, event.spans)
+            else:
+                other += 1
+    assert other == len(packets)  # the RTCP channel, packet by packet
+    assert [(u.data, u.timestamp, u.keyframe) for u in got] == [
+        (u.data, u.timestamp, u.keyframe) for u in expected
+    ]
+    assert dep.dropped == 1

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from xueliang.gb28181.sip.digest import DigestChallenge, authorize
-from xueliang.rtsp.message import RtspEvent, RtspReader, RtspRequest, RtspResponse, ServerRequest
+from xueliang.rtsp.message import (
+    Batch,
+    RtspEvent,
+    RtspReader,
+    RtspRequest,
+    RtspResponse,
+    ServerRequest,
+)
 from xueliang.rtsp.sdp import Media, SdpError, SessionDescription, parse_sdp
 
 USER_AGENT = "Xueliang"
@@ -97,6 +104,10 @@ class RtspClient:
 
     # --- output --------------------------------------------------------------------------------
 
+    def batch(self, channels: frozenset[int]) -> None:
+        """Hand the media of ``channels`` over as one ``Batch`` per read (see message.Batch)."""
+        self._reader.batch_channels = channels
+
     def data_to_send(self) -> bytes:
         out, self._out = bytes(self._out), bytearray()
         return out
@@ -141,11 +152,11 @@ class RtspClient:
 
     def receive(self, data: bytes) -> list[ClientEvent]:
         events = self._reader.feed(data)
-        if self.state == "playing" and all(type(e) is tuple for e in events):
+        if not self._reader.messages:
             return events  # type: ignore[return-value]  # the hot path: media only
         out: list[ClientEvent] = []
         for event in events:
-            if type(event) is tuple:
+            if isinstance(event, tuple | Batch):
                 out.append(event)
             elif isinstance(event, RtspResponse):
                 out += self._response(event)

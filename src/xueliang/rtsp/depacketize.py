@@ -17,9 +17,10 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from struct import unpack_from
+from struct import Struct, unpack_from
 
 START = b"\x00\x00\x00\x01"
+_SEQ_TS = Struct("!HI").unpack_from
 _NONE: tuple[Unit, ...] = ()
 
 
@@ -113,6 +114,43 @@ class VideoDepacketizer:
         if marker:
             done = self._finish()
             out = (*out, *done) if out else done
+        return out
+
+    def push_batch(self, data: bytes, spans: list[int]) -> list[Unit]:
+        """``push`` for every packet of a read at once (``message.Batch``), with the same
+        result. The common case is read inline: a plain 12-byte header (no padding, extension
+        or CSRCs) and the middle or end of a fragmented NAL unit, ~90% of a 1080p stream's
+        packets; anything else goes through ``push`` and ``_payload``."""
+        out: list[Unit] = []
+        view = memoryview(data)
+        hevc = self.header_size == 2
+        fu_kind = 49 if hevc else 28
+        fu_at = 2 if hevc else 1  # the FU header's offset in the payload
+        for i in range(0, len(spans), 2):
+            p, end = spans[i], spans[i + 1]
+            if data[p] != 0x80 or end - p < 15:
+                out += self.push(view[p:end])
+                continue
+            seq, ts = _SEQ_TS(data, p + 2)
+            if ts != self._ts and self._parts and self._ts is not None:
+                out += self._finish()
+            last = self._seq
+            self._seq = seq
+            if last is not None and seq != (last + 1) & 0xFFFF:
+                self._broken = True
+                self._in_fragment = False
+            self._ts = ts
+            start = p + 12
+            kind = (data[start] >> 1) & 0x3F if hevc else data[start] & 0x1F
+            fu = data[start + fu_at]
+            if kind == fu_kind and not fu & 0x80 and self._in_fragment:
+                self._parts.append(view[start + fu_at + 1 : end])
+                if fu & 0x40:
+                    self._in_fragment = False
+            else:
+                self._payload(view[start:end])
+            if data[p + 1] & 0x80:
+                out += self._finish()
         return out
 
     def _nal(self, nal: bytes | memoryview) -> None:

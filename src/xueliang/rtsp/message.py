@@ -10,7 +10,6 @@ reported so the client can answer them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from struct import unpack_from
 
 # A message head larger than this is garbage, not a slow server.
 MAX_HEAD = 64 * 1024
@@ -62,7 +61,21 @@ class ServerRequest:
 
 
 Interleaved = tuple[int, memoryview]
-RtspEvent = RtspResponse | ServerRequest | Interleaved
+
+
+@dataclass(slots=True)
+class Batch:
+    """Every interleaved frame of one channel in a read, as offsets into ``data``: the
+    payload of frame i is ``data[spans[2 * i] : spans[2 * i + 1]]``. For the channels named in
+    ``RtspReader.batch_channels`` (video: ~350 RTP packets a second at 4 Mbit/s), so that the
+    depacketizer takes a read's packets in one call, without an object per packet."""
+
+    channel: int
+    data: bytes
+    spans: list[int]
+
+
+RtspEvent = RtspResponse | ServerRequest | Interleaved | Batch
 
 
 def _parse_head(head: bytes) -> tuple[str, dict[str, str]]:
@@ -91,21 +104,30 @@ class RtspReader:
         self._data = b""
         self._pos = 0
         self.skipped = 0  # bytes thrown away to find the next message again
+        self.batch_channels: frozenset[int] = frozenset()
+        self.messages = 0  # RTSP messages (not media) in the last feed
 
     def feed(self, chunk: bytes) -> list[RtspEvent]:
         data = self._data[self._pos :] + chunk if self._pos < len(self._data) else chunk
         view = memoryview(data)
         pos, end = 0, len(data)
         events: list[RtspEvent] = []
+        batches: dict[int, list[int]] = {c: [] for c in self.batch_channels}
+        messages = 0
         while pos < end:
             if data[pos] == 0x24:  # '$'
                 if end - pos < 4:
                     break
-                channel, length = unpack_from("!BH", data, pos + 1)
-                if end - pos - 4 < length:
+                channel = data[pos + 1]
+                nxt = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
+                if nxt > end:
                     break
-                events.append((channel, view[pos + 4 : pos + 4 + length]))
-                pos += 4 + length
+                spans = batches.get(channel)
+                if spans is None:
+                    events.append((channel, view[pos + 4 : nxt]))
+                else:
+                    spans += (pos + 4, nxt)
+                pos = nxt
                 continue
             if data.startswith(b"RTSP/", pos) or _looks_like_request(data, pos):
                 head_end = data.find(b"\r\n\r\n", pos)
@@ -123,6 +145,7 @@ class RtspReader:
                     break
                 body = data[body_start : body_start + length]
                 events.append(_message(start_line, headers, body))
+                messages += 1
                 pos = body_start + length
                 continue
             if _could_start(data, pos):
@@ -136,6 +159,10 @@ class RtspReader:
                 break
             pos = nxt
         self._data, self._pos = data, pos
+        self.messages = messages
+        for channel, spans in batches.items():
+            if spans:
+                events.append(Batch(channel, data, spans))
         return events
 
 

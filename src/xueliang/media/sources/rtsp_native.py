@@ -49,7 +49,7 @@ from xueliang.rtsp.depacketize import (
     h264_parameter_sets,
     h265_parameter_sets,
 )
-from xueliang.rtsp.message import RtspProtocolError
+from xueliang.rtsp.message import Batch, RtspProtocolError
 from xueliang.rtsp.sdp import Format, Media, SessionDescription
 
 if TYPE_CHECKING:
@@ -68,6 +68,11 @@ READ_SIZE = 256 * 1024
 AUDIO_WAIT = 1.0
 LOOKAHEAD = 4
 MAX_AUDIO_DELAY = 90000 * 2  # audio more than 2 s off the video's clock is left out
+
+
+# What the client hands over while playing: one packet of a channel, or a read's packets of
+# the video channel at once.
+MediaEvent = tuple[int, memoryview] | Batch
 
 
 class NativeUnsupported(Exception):
@@ -166,7 +171,7 @@ class _Connection:
         if out:
             self.sock.sendall(out)
 
-    def handshake(self) -> tuple[Playing, list[tuple[int, memoryview]]]:
+    def handshake(self) -> tuple[Playing, list[MediaEvent]]:
         self.client.start()
         self.flush()
         deadline = time.monotonic() + 3 * SOCKET_TIMEOUT
@@ -179,11 +184,11 @@ class _Connection:
             if not data:
                 raise ConnectionResetError("the camera closed the connection")
             playing: Playing | None = None
-            media: list[tuple[int, memoryview]] = []
+            media: list[MediaEvent] = []
             for event in self.client.receive(data):
                 if isinstance(event, Playing):
                     playing = event
-                elif isinstance(event, tuple):
+                elif isinstance(event, tuple | Batch):
                     media.append(event)
             self.flush()
             if playing is not None:
@@ -198,7 +203,7 @@ class _Connection:
         usec = int(READ_WAIT * 1_000_000)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, usec))
 
-    def read(self) -> list[tuple[int, memoryview]]:
+    def read(self) -> list[MediaEvent]:
         """The media that arrived (maybe none, after READ_WAIT); raises when the camera is
         gone or silent for SOCKET_TIMEOUT."""
         now = time.monotonic()
@@ -228,12 +233,22 @@ class _Session:
         for track in playing.tracks:
             self.by_channel[track.channel] = _track(track.media)
         self.video = next(t for t in self.by_channel.values() if t.kind == "video")
+        self.video_channel = next(c for c, t in self.by_channel.items() if t is self.video)
         self.templates: StreamTemplates | None = None
         self.last_video_dts = 0
         self.last_video_at = 0.0
 
-    def units(self, media: Sequence[tuple[int, memoryview]]) -> Iterator[tuple[_Track, Unit]]:
-        for channel, payload in media:
+    def units(self, media: Sequence[MediaEvent]) -> Iterator[tuple[_Track, Unit]]:
+        video = self.video
+        for event in media:
+            if type(event) is Batch:
+                if event.channel == self.video_channel:
+                    dep = video.depacketizer
+                    assert isinstance(dep, VideoDepacketizer)
+                    for unit in dep.push_batch(event.data, event.spans):
+                        yield video, unit
+                continue
+            channel, payload = event  # type: ignore[misc]
             track = self.by_channel.get(channel)
             if track is None:
                 continue  # RTCP, or a track not set up
@@ -318,6 +333,7 @@ def open_native_rtsp_source(spec: IngestSpec, stop: StopFlag) -> Iterator[OpenSo
     try:
         playing, media = conn.handshake()
         session = _Session(playing)
+        conn.client.batch(frozenset({session.video_channel}))
         gathered, rate = _gather(conn, session, media, stop)
         infos = session.open(gathered)
         conn.start_streaming()
@@ -349,7 +365,7 @@ def open_native_rtsp_source(spec: IngestSpec, stop: StopFlag) -> Iterator[OpenSo
 
 
 def _gather(
-    conn: _Connection, session: _Session, media: list[tuple[int, memoryview]], stop: StopFlag
+    conn: _Connection, session: _Session, media: list[MediaEvent], stop: StopFlag
 ) -> tuple[list[tuple[_Track, Unit, float]], float]:
     """Units from the first video key frame on, until the stream can be described: a few
     pictures (their spacing is the frame rate; B-frames show as a time going back) and the
