@@ -232,3 +232,59 @@ def test_wrong_password_and_unknown_path_say_so(tmp_path: Path, rig_for: list[Ri
         assert right.ingest.ffmpeg_because is None
     finally:
         peer.kill()
+
+
+def _h264_pictures(n: int) -> list[bytes]:
+    """n pictures of a 64x64 H.264 stream (Annex B), the first a key frame."""
+    import av
+    import numpy as np
+
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = 64, 64, "yuv420p"
+    enc.options = {"bframes": "0", "g": "50"}
+    out: list[bytes] = []
+    for i in range(n):
+        frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 7 % 255, np.uint8), "rgb24")
+        frame.pts = i
+        out += [bytes(p) for p in enc.encode(frame.reformat(format="yuv420p"))]
+    out += [bytes(p) for p in enc.encode(None)]
+    return out[:n]
+
+
+def test_a_clock_that_jumps_runs_on_and_a_duplicate_is_left_out() -> None:
+    from xueliang.media.sources.rtsp_native import _Session
+    from xueliang.rtsp.client import Playing, Track
+    from xueliang.rtsp.depacketize import Unit
+    from xueliang.rtsp.sdp import parse_sdp
+
+    sdp = parse_sdp("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n")
+    session = _Session(Playing([Track(sdp.media[0], 0, "rtsp://x/t")], 60))
+    pictures = _h264_pictures(8)
+    units = [Unit(data, 1000 + 3600 * i, i == 0) for i, data in enumerate(pictures[:4])]
+    session.open([(session.video, units[0], 0.0)])
+    try:
+        times = []
+        for unit in units:
+            packet = session.packet(session.video, unit, 0.0)
+            assert packet is not None
+            times.append(packet.dts)
+        # The same picture again: left out, nothing counted.
+        assert session.packet(session.video, units[-1], 0.0) is None
+        # The camera restarts its stream: its clock is 5 minutes back. Then 40 s ahead.
+        back = Unit(pictures[4], 1000 - 90000 * 300, False)
+        ahead = Unit(pictures[5], 1000 - 90000 * 300 + 90000 * 40, False)
+        for unit in (back, ahead):
+            packet = session.packet(session.video, unit, 0.0)
+            assert packet is not None
+            times.append(packet.dts)
+        assert times == [0, 3600, 7200, 10800, 14400, 18000]  # one frame later each time
+        assert session.rebased == 2 and session.backwards == 0
+        # Pictures slightly out of order, again and again: B-frames, for FFmpeg's client.
+        base = 1000 - 90000 * 300 + 90000 * 40
+        with pytest.raises(NativeUnsupported, match="B-frames"):
+            for i, unit_time in enumerate(
+                [base + 7200, base + 3600, base + 14400, base + 10800, base + 21600, base + 18000]
+            ):
+                session.packet(session.video, Unit(pictures[6 + i % 2], unit_time, False), 0.0)
+    finally:
+        session.close()

@@ -59,14 +59,28 @@ else:
 
 log = logging.getLogger(__name__)
 
-SOCKET_TIMEOUT = 5.0  # connect, the handshake's answers, and silence while playing
+SOCKET_TIMEOUT = 5.0  # connecting, and silence while playing
+# Each answer of the handshake: a server setting up a shared stream for many clients at once
+# (an NVR after a restart) takes seconds; FFmpeg waits as long as its I/O timeout.
+ANSWER_TIMEOUT = 15.0
+# The first key frame: cameras send one every 1-4 s, "smart" codecs up to every 10 s or more.
+KEYFRAME_WAIT = 20.0
 LOW_WATER = 16 * 1024
 READ_WAIT = 0.04
 READ_SIZE = 256 * 1024
 # After the first key frame: how long to wait for the first audio frame (its template needs
 # one), and how many pictures to look at for B-frames before opening.
 AUDIO_WAIT = 1.0
-LOOKAHEAD = 4
+LOOKAHEAD = 8
+# Pictures going back in time: once is a glitch (the picture is left out), this often means
+# B-frames (decoding order is not display order), which FFmpeg's client is for.
+BACKWARDS_LIMIT = 3
+# Reordering spans a few pictures; a clock going back further (a camera restarting its stream,
+# a server rewinding a file) or leaping ahead is a discontinuity: the timeline runs on from
+# the last picture, one frame later, as for GB/T 28181 (gb_rtp.FramePackets).
+REORDER_SPAN = 90000 // 2
+MAX_JUMP = 10 * 90000
+MAX_INTERVAL = 18000  # longer steps are lost pictures, not the frame interval
 MAX_AUDIO_DELAY = 90000 * 2  # audio more than 2 s off the video's clock is left out
 
 
@@ -172,9 +186,10 @@ class _Connection:
             self.sock.sendall(out)
 
     def handshake(self) -> tuple[Playing, list[MediaEvent]]:
+        self.sock.settimeout(ANSWER_TIMEOUT)
         self.client.start()
         self.flush()
-        deadline = time.monotonic() + 3 * SOCKET_TIMEOUT
+        deadline = time.monotonic() + 2 * ANSWER_TIMEOUT
         while True:
             if self.stop.is_set():
                 raise RtspError("stopped")
@@ -237,6 +252,10 @@ class _Session:
         self.templates: StreamTemplates | None = None
         self.last_video_dts = 0
         self.last_video_at = 0.0
+        self.backwards = 0  # pictures whose time went back (left out)
+        self.video_seen = False
+        self.interval = 3600  # the last frame interval (90 kHz), for bridging a jump
+        self.rebased = 0
 
     def units(self, media: Sequence[MediaEvent]) -> Iterator[tuple[_Track, Unit]]:
         video = self.video
@@ -289,6 +308,18 @@ class _Session:
         if self.templates is not None:
             self.templates.close()
 
+    def _rebase_if_needed(self, video: _Track, t: int) -> None:
+        last = self.last_video_dts
+        step = t - video.origin - last
+        if -REORDER_SPAN < step <= 0:
+            return  # out of order: counted by the caller
+        if step <= 0 or step > MAX_JUMP:
+            video.origin += step - self.interval
+            self.rebased += 1
+            log.info("RTSP video clock jumped by %.1f s; the timeline runs on", step / 90000)
+        elif step <= MAX_INTERVAL:
+            self.interval = step
+
     def packet(self, track: _Track, unit: Unit, arrived: float) -> Packet | None:
         info = track.info
         if info is None:
@@ -299,11 +330,18 @@ class _Session:
                 if not unit.keyframe:
                     return None
                 track.started, track.origin = True, t
-            dts = t - track.origin
-            if track.fmt.clock_rate not in (0, 90000):
-                dts = dts * 90000 // track.fmt.clock_rate
-            if track.started and dts < self.last_video_dts:
-                raise NativeUnsupported("the video has B-frames (or its clock went back)")
+                self.last_video_dts = 0
+            else:
+                self._rebase_if_needed(track, t)
+            dts = t - track.origin  # H.264 and H.265 over RTP run at 90 kHz (RFC 6184, 7798)
+            if dts == self.last_video_dts and self.video_seen:
+                return None  # the same picture's time again: a duplicate, left out
+            if dts < self.last_video_dts and self.video_seen:
+                self.backwards += 1
+                if self.backwards >= BACKWARDS_LIMIT:
+                    raise NativeUnsupported("the video has B-frames (or its clock goes back)")
+                return None
+            self.video_seen = True
             self.last_video_dts, self.last_video_at = dts, arrived
         else:
             rate = track.fmt.clock_rate or 8000
@@ -315,6 +353,7 @@ class _Session:
                 track.started, track.origin, track.offset = True, t, max(0, now)
             dts = track.offset + (t - track.origin) * 90000 // rate
             if abs(dts - self.last_video_dts) > MAX_AUDIO_DELAY:
+                track.started = False  # off the video's clock (a jump): placed anew
                 return None
         packet = Packet(unit.data)
         packet.stream = info.template
@@ -374,8 +413,9 @@ def _gather(
     video = session.video
     key_at: float | None = None
     pictures: list[int] = []
+    backwards = 0
     audio = [t for t in session.by_channel.values() if t.kind == "audio"]
-    deadline = time.monotonic() + 2 * SOCKET_TIMEOUT
+    deadline = time.monotonic() + KEYFRAME_WAIT
     conn.sock.settimeout(SOCKET_TIMEOUT)
     while True:
         now = time.monotonic()
@@ -386,7 +426,17 @@ def _gather(
                 if key_at is None:
                     key_at = now
                 if pictures and _before(unit.timestamp, pictures[-1]):
-                    raise NativeUnsupported("the video has B-frames")
+                    if (pictures[-1] - unit.timestamp) & 0xFFFFFFFF >= REORDER_SPAN:
+                        # The clock went back (a server rewinding a file for a newcomer, a
+                        # camera restarting its stream): start over from the next key frame.
+                        gathered.clear()
+                        pictures.clear()
+                        key_at, backwards = None, 0
+                        continue
+                    backwards += 1
+                    if backwards > 1:
+                        raise NativeUnsupported("the video has B-frames")
+                    continue  # once: a glitch, left out
                 pictures.append(unit.timestamp)
             elif key_at is None:
                 continue
