@@ -7,9 +7,10 @@ import re
 
 import pytest
 
+from xueliang.core.urls import split_userinfo
 from xueliang.gb28181.rtp import RtpPacket
 from xueliang.gb28181.sip.digest import DigestCredentials, compute_response
-from xueliang.rtsp.client import Playing, RtspClient, RtspError, split_credentials
+from xueliang.rtsp.client import Playing, RtspClient, RtspError
 from xueliang.rtsp.depacketize import (
     AacDepacketizer,
     G711Depacketizer,
@@ -248,8 +249,8 @@ def test_client_answers_the_servers_own_requests() -> None:
     assert re.match(rb"RTSP/1.0 200 OK\r\nCSeq: 77\r\n", client.data_to_send())
 
 
-def test_split_credentials() -> None:
-    assert split_credentials("rtsp://a%3Ab:p%2Fw@[::1]:8554/x?y=1") == (
+def test_split_userinfo() -> None:
+    assert split_userinfo("rtsp://a%3Ab:p%2Fw@[::1]:8554/x?y=1") == (
         "rtsp://[::1]:8554/x?y=1",
         "a:b",
         "p/w",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from xueliang.access.principal import Principal
 from xueliang.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from xueliang.core.gbcode import MAX_SERIAL, gb_prefix
+from xueliang.core.urls import split_userinfo
 from xueliang.store.models import Channel, Device, Hold, Org
 
 
@@ -76,15 +77,7 @@ def split_credentials(url: str | None) -> tuple[str | None, str | None, str | No
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         raise InvalidInput(f"not a URL: {url!r}")
-    if parts.username is None:
-        return url, None, None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    password = unquote(parts.password) if parts.password is not None else None
-    return clean, unquote(parts.username), password
+    return split_userinfo(url)
 
 
 def strip_credentials(url: str | None) -> str | None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
 
+from xueliang.core.urls import split_userinfo
 from xueliang.gb28181.sip.digest import DigestChallenge, authorize
 from xueliang.rtsp.message import (
     Batch,
@@ -55,20 +55,6 @@ class Playing:
     session_timeout: int
 
 
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """The URL without user info, and the user and password it carried."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, None, None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    password = unquote(parts.password) if parts.password is not None else None
-    return clean, unquote(parts.username), password
-
-
 ClientEvent = Described | Playing | RtspEvent
 
 
@@ -83,7 +69,7 @@ class RtspClient:
         password: str | None = None,
         choose: Callable[[SessionDescription], list[Media]],
     ) -> None:
-        self.url, user, secret = split_credentials(url)
+        self.url, user, secret = split_userinfo(url)
         self.username = username if username is not None else user
         self.password = password if password is not None else secret
         self._choose = choose

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from struct import Struct, unpack_from
 
@@ -163,6 +163,33 @@ class VideoDepacketizer:
             self._key = True
         self._parts += (START, nal)
 
+    def _fragment(self, header: Callable[[], bytes], nal_type: int, fu: int) -> None:
+        """The FU header ``fu`` of a fragment of a NAL unit of ``nal_type``: at the start, the
+        unit begins (with its rebuilt ``header``); without one, the picture is broken."""
+        if fu & 0x80:
+            if self._is_param(nal_type):
+                self._has_params = True  # a fragmented parameter set (huge): rare, kept as sent
+            elif self._is_key(nal_type):
+                self._key = True
+            self._parts += (START, header())
+            self._in_fragment = True
+        elif not self._in_fragment:
+            self._broken = True  # a middle or end without its start
+            return
+        if fu & 0x40:
+            self._in_fragment = False
+
+    def _aggregate(self, payload: memoryview, pos: int) -> None:
+        """STAP-A (H.264) or AP (H.265) from ``pos``: 16-bit sizes, each before a NAL unit."""
+        n = len(payload)
+        while pos + 2 <= n:
+            size = unpack_from("!H", payload, pos)[0]
+            if size == 0 or pos + 2 + size > n:
+                self._broken = True
+                return
+            self._nal(payload[pos + 2 : pos + 2 + size])
+            pos += 2 + size
+
     def _finish(self) -> Sequence[Unit]:
         parts, ts, key, broken = self._parts, self._ts, self._key, self._broken
         has_params = self._has_params
@@ -203,34 +230,14 @@ class H264Depacketizer(VideoDepacketizer):
                 self._broken = True
                 return
             fu = payload[1]
-            if fu & 0x80:  # start: the NAL header rebuilt from the indicator and FU header
-                header = bytes(((payload[0] & 0xE0) | (fu & 0x1F),))
-                self._nal_start(header, fu & 0x1F)
-                self._in_fragment = True
-            elif not self._in_fragment:
-                self._broken = True  # a middle or end without its start
-                return
-            self._parts.append(payload[2:])
-            if fu & 0x40:
-                self._in_fragment = False
+            # The NAL header rebuilt from the FU indicator and the FU header.
+            self._fragment(lambda: bytes(((payload[0] & 0xE0) | (fu & 0x1F),)), fu & 0x1F, fu)
+            if not self._broken:
+                self._parts.append(payload[2:])
         elif t == 24:  # STAP-A: 16-bit sizes, each followed by a NAL unit
-            pos, n = 1, len(payload)
-            while pos + 2 <= n:
-                size = unpack_from("!H", payload, pos)[0]
-                if size == 0 or pos + 2 + size > n:
-                    self._broken = True
-                    return
-                self._nal(payload[pos + 2 : pos + 2 + size])
-                pos += 2 + size
+            self._aggregate(payload, 1)
         else:  # STAP-B, MTAP, FU-B: interleaved mode, which no camera here uses
             self._broken = True
-
-    def _nal_start(self, header: bytes, nal_type: int) -> None:
-        if self._is_param(nal_type):
-            self._has_params = True  # a fragmented parameter set (huge): rare, kept as sent
-        elif self._is_key(nal_type):
-            self._key = True
-        self._parts += (START, header)
 
 
 class H265Depacketizer(VideoDepacketizer):
@@ -255,30 +262,14 @@ class H265Depacketizer(VideoDepacketizer):
             self._nal(payload)
         elif t == 49:  # FU
             fu = payload[2]
-            if fu & 0x80:
-                nal_type = fu & 0x3F
-                header = bytes(((payload[0] & 0x81) | (nal_type << 1), payload[1]))
-                if self._is_param(nal_type):
-                    self._has_params = True
-                elif self._is_key(nal_type):
-                    self._key = True
-                self._parts += (START, header)
-                self._in_fragment = True
-            elif not self._in_fragment:
-                self._broken = True
-                return
-            self._parts.append(payload[3:])
-            if fu & 0x40:
-                self._in_fragment = False
+            nal_type = fu & 0x3F
+            self._fragment(
+                lambda: bytes(((payload[0] & 0x81) | (nal_type << 1), payload[1])), nal_type, fu
+            )
+            if not self._broken:
+                self._parts.append(payload[3:])
         elif t == 48:  # AP (no DONL: sprop-max-don-diff is 0 for every camera here)
-            pos, n = 2, len(payload)
-            while pos + 2 <= n:
-                size = unpack_from("!H", payload, pos)[0]
-                if size == 0 or pos + 2 + size > n:
-                    self._broken = True
-                    return
-                self._nal(payload[pos + 2 : pos + 2 + size])
-                pos += 2 + size
+            self._aggregate(payload, 2)
         else:  # PACI (50) and reserved types
             self._broken = True
 
@@ -311,7 +302,9 @@ def _b64_list(text: str) -> list[bytes]:
 # --- audio -------------------------------------------------------------------------------------
 
 AAC_SAMPLES = 1024
-_AAC_RATES = (
+# MPEG-4 audio sampling frequency indexes (ISO/IEC 14496-3 1.6.3.4), as ADTS and
+# AudioSpecificConfig use them.
+AAC_RATES = (
     96000,
     88200,
     64000,
@@ -365,9 +358,9 @@ def aac_config(hex_config: str) -> AacConfig | None:
     object_type = asc[0] >> 3
     rate_index = ((asc[0] & 0x07) << 1) | (asc[1] >> 7)
     channels = (asc[1] >> 3) & 0x0F
-    if object_type not in (1, 2, 3, 4) or rate_index >= len(_AAC_RATES) or not 1 <= channels <= 7:
+    if object_type not in (1, 2, 3, 4) or rate_index >= len(AAC_RATES) or not 1 <= channels <= 7:
         return None  # explicit rates, PCE channel layouts, HE-AAC signalling: not from cameras
-    return AacConfig(object_type, rate_index, _AAC_RATES[rate_index], channels, asc)
+    return AacConfig(object_type, rate_index, AAC_RATES[rate_index], channels, asc)
 
 
 class AacDepacketizer:

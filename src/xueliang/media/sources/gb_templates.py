@@ -26,25 +26,11 @@ from av.container import InputContainer, OutputContainer
 from av.stream import Stream
 
 from xueliang.media.hub import StreamInfo
+from xueliang.rtsp.depacketize import AAC_RATES
 
 TIME_BASE = Fraction(1, 90000)
 G711_RATE = 8000
 AAC_FRAME_SAMPLES = 1024
-_ADTS_RATES = (
-    96000,
-    88200,
-    64000,
-    48000,
-    44100,
-    32000,
-    24000,
-    22050,
-    16000,
-    12000,
-    11025,
-    8000,
-    7350,
-)
 _RAW_VIDEO = {"h264": "h264", "hevc": "hevc"}
 _G711 = {"pcm_alaw": "alaw", "pcm_mulaw": "mulaw"}
 
@@ -67,11 +53,11 @@ def adts_config(data: bytes) -> AdtsConfig | None:
     profile = data[2] >> 6
     index = (data[2] >> 2) & 0x0F
     channels = ((data[2] & 0x01) << 2) | (data[3] >> 6)
-    if index >= len(_ADTS_RATES) or channels == 0:
+    if index >= len(AAC_RATES) or channels == 0:
         return None  # a channel configuration of 0 needs an in-band PCE: not from a camera
     object_type = profile + 1
     asc = bytes(((object_type << 3) | (index >> 1), ((index & 1) << 7) | (channels << 3)))
-    return AdtsConfig(_ADTS_RATES[index], channels, asc)
+    return AdtsConfig(AAC_RATES[index], channels, asc)
 
 
 def adts_frames(data: bytes) -> list[bytes]:
