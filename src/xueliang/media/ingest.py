@@ -157,8 +157,11 @@ class ChannelIngest(threading.Thread):
             video = {i.index for i in source.streams if i.kind == "video"}
             held: Packet | None = None
             deferred: list[Packet] = []
-            if source.whole_frames:
-                self._stream(source, repair)
+            if source.pump is not None:
+                # The source opened on a key frame and delivers whole pictures from now on.
+                self._backoff.reset()
+                self._set_status("online", None)
+                source.pump(lambda packet: self._publish(repair, packet), self._stop_event)
                 return
             for packet in source.packets:
                 if self._stop_event.is_set():
@@ -190,17 +193,6 @@ class ChannelIngest(threading.Thread):
                     online = True
                     self._backoff.reset()
                     self._set_status("online", None)
-
-    def _stream(self, source: OpenSource, repair: dict[int, TimestampRepair]) -> None:
-        online = False
-        for packet in source.packets:
-            if self._stop_event.is_set():
-                return
-            self._publish(repair, packet)
-            if not online:
-                online = True
-                self._backoff.reset()
-                self._set_status("online", None)
 
 
 def _same_picture(held: Packet, packet: Packet) -> bool:

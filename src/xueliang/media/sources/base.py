@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,8 +23,9 @@ class OpenSource:
     # Frames per second of the video, for filling timestamps the source leaves out.
     frame_rate: float
     packets: Iterator[Packet]
-    # Each packet a whole picture (not FFmpeg's RTSP pieces): nothing to join.
-    whole_frames: bool = False
+    # Instead of ``packets``: delivers whole pictures by calling ``publish`` (maybe from
+    # another thread) until the session ends or ``stop`` is set; raises why it ended.
+    pump: Callable[[Callable[[Packet], None], StopFlag], None] | None = None
 
 
 class StopFlag(Protocol):

@@ -1,14 +1,17 @@
 """RTSP pull over TCP with Xueliang's own client (``xueliang.rtsp``): the default for RTSP.
 
 Why not FFmpeg's: its reader makes six system calls per RTP packet, ~350 packets a second per
-1080p channel, which costs more than all the rest of a recorded channel. Here the socket wakes
-the thread only when ``LOW_WATER`` bytes have arrived (``SO_RCVLOWAT``), or after
-``READ_WAIT`` seconds with whatever came: about a frame's worth per read at 4 Mbit/s, at most
-``READ_WAIT`` added latency for a slow stream. Measured in docs/BENCHMARKS.md.
+1080p channel, which costs more than all the rest of a recorded channel. Here the channel's
+thread connects, sets up and waits for the first key frame; then the worker's one reader thread
+(``rtsp_reactor``) takes the socket, woken once ``LOW_WATER`` bytes have arrived
+(``SO_RCVLOWAT``) and reading the rest of a frame below that every ``READ_WAIT`` seconds: about
+a frame's worth per read at 4 Mbit/s, at most ``READ_WAIT`` added latency. One thread for all
+channels also means no queueing for the GIL among them. Measured in docs/BENCHMARKS.md.
 
 What this client does not take is left to FFmpeg (``sources/rtsp.py``), by raising
-``NativeUnsupported`` before anything is published: UDP transport, video other than H.264 and
-H.265, and streams with B-frames (RTP carries no decoding times; FFmpeg's parser derives them).
+``NativeUnsupported``: UDP transport, video other than H.264 and H.265, and streams with
+B-frames (RTP carries no decoding times; FFmpeg's parser derives them), seen in the first
+pictures or later (then the ingest reconnects through FFmpeg at once).
 
 Stream templates (what consumers copy codec parameters from) are built as for GB/T 28181 from
 the first key frame, with the SDP's parameter sets put in front where the camera sends none
@@ -21,9 +24,9 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
-import struct
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +39,7 @@ from xueliang.media.hub import StreamInfo
 from xueliang.media.model import IngestSpec
 from xueliang.media.sources.base import OpenSource, StopFlag
 from xueliang.media.sources.gb_templates import TIME_BASE, StreamTemplates, TemplateError
+from xueliang.media.sources.rtsp_reactor import reactor
 from xueliang.rtsp.client import Playing, RtspClient, RtspError
 from xueliang.rtsp.depacketize import (
     AacConfig,
@@ -211,33 +215,60 @@ class _Connection:
                 self.next_keepalive = time.monotonic() + self.keepalive_every
                 return playing, media
 
-    def start_streaming(self) -> None:
-        """From now on: blocking reads that wake for a frame's worth (or READ_WAIT)."""
-        self.sock.settimeout(None)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOW_WATER)
-        usec = int(READ_WAIT * 1_000_000)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, usec))
-
-    def read(self) -> list[MediaEvent]:
-        """The media that arrived (maybe none, after READ_WAIT); raises when the camera is
-        gone or silent for SOCKET_TIMEOUT."""
-        now = time.monotonic()
-        if now >= self.next_keepalive:
-            self.client.keepalive()
-            self.flush()
-            self.next_keepalive = now + self.keepalive_every
+    def poll(self, now: float) -> list[MediaEvent]:
+        """What has arrived, read without waiting (the socket is non-blocking by now)."""
         try:
             data = self.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
-            if time.monotonic() - self.last_data > SOCKET_TIMEOUT:
-                raise TimeoutError("no data from the camera (timed out)") from None
             return []
         if not data:
             raise ConnectionResetError("the camera ended the stream")
-        self.last_data = time.monotonic()
+        self.last_data = now
         events = self.client.receive(data)
         self.flush()  # answers to the server's own requests, if it sent any
         return events  # type: ignore[return-value]  # media only while playing
+
+
+class _Streaming:
+    """A playing session as the reader thread's handler (see rtsp_reactor)."""
+
+    def __init__(
+        self, conn: _Connection, session: _Session, publish: Callable[[Packet], None]
+    ) -> None:
+        self.sock = conn.sock
+        self.conn, self.session, self.publish = conn, session, publish
+        self.last_read = time.monotonic()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        # Woken once a frame's worth has arrived (epoll honours SO_RCVLOWAT); what is left of
+        # a frame below that is read on the next tick.
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, LOW_WATER)
+
+    def readable(self, now: float) -> None:
+        self.last_read = now
+        media = self.conn.poll(now)
+        if media:
+            session, publish = self.session, self.publish
+            for track, unit in session.units(media):
+                packet = session.packet(track, unit, now)
+                if packet is not None:
+                    publish(packet)
+
+    def tick(self, now: float) -> None:
+        conn = self.conn
+        if now - self.last_read >= READ_WAIT:
+            self.readable(now)
+        if now - conn.last_data > SOCKET_TIMEOUT:
+            raise TimeoutError("no data from the camera (timed out)")
+        if now >= conn.next_keepalive:
+            conn.client.keepalive()
+            conn.flush()
+            conn.next_keepalive = now + conn.keepalive_every
+
+    def ended(self, error: BaseException | None) -> None:
+        self.error = error
+        self.done.set()
 
 
 class _Session:
@@ -375,26 +406,30 @@ def open_native_rtsp_source(spec: IngestSpec, stop: StopFlag) -> Iterator[OpenSo
         conn.client.batch(frozenset({session.video_channel}))
         gathered, rate = _gather(conn, session, media, stop)
         infos = session.open(gathered)
-        conn.start_streaming()
         sess = session
 
-        def packets() -> Iterator[Packet]:
+        def pump(publish: Callable[[Packet], None], stop: StopFlag) -> None:
             for track, unit, arrived in gathered:
                 packet = sess.packet(track, unit, arrived)
                 if packet is not None:
-                    yield packet
+                    publish(packet)
             gathered.clear()
-            while not stop.is_set():
-                media = conn.read()
-                if not media:
-                    continue
-                now = time.monotonic()
-                for track, unit in sess.units(media):
-                    packet = sess.packet(track, unit, now)
-                    if packet is not None:
-                        yield packet
+            # From now on the process's reader thread reads this socket with all the others.
+            streaming = _Streaming(conn, sess, publish)
+            reader = reactor(READ_WAIT)
+            reader.attach(streaming)
+            try:
+                while not streaming.done.wait(0.2):
+                    if stop.is_set():
+                        break
+            finally:
+                if not streaming.done.is_set():
+                    reader.detach(streaming)
+                    streaming.done.wait(5)
+            if streaming.error is not None:
+                raise streaming.error
 
-        yield OpenSource(streams=infos, frame_rate=rate, packets=packets(), whole_frames=True)
+        yield OpenSource(streams=infos, frame_rate=rate, packets=iter(()), pump=pump)
     except (RtspProtocolError, RtspError) as exc:
         raise _as_error(exc) from exc
     finally:
