@@ -57,6 +57,31 @@ def watch(url: str, frames: int, out: Path) -> dict[str, Any]:
     return video_stream(out)
 
 
+def direct_url(
+    client: TestClient, headers: dict[str, str], channel: str, ticket: Any, stream: str = ""
+) -> str:
+    """The ticket's URL straight to the worker. A ticket handed out before the stream's
+    worker has reported its live port offers the relay only (url None, as the console then
+    uses): asked again until the worker has."""
+    url = ticket.json()["url"]
+    if url:
+        return str(url)
+    params = {"stream": stream} if stream else None
+    return str(
+        wait_until(
+            lambda: (
+                client.post(
+                    f"/api/v1/channels/{channel}/live/ticket", params=params, headers=headers
+                )
+                .json()
+                .get("url")
+            ),
+            10,
+            "a direct live URL",
+        )
+    )
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp-passive", "tcp-active"])
 def test_live_view_of_a_simulated_channel(
     gb: Platform,
@@ -82,7 +107,7 @@ def test_live_view_of_a_simulated_channel(
     assert [(x["channel_id"], x["transport"], x["online"]) for x in sip["sessions"]] == [
         (channel, transport, True)
     ]
-    stream = watch(r.json()["url"], 30, tmp_path / "live.mp4")
+    stream = watch(direct_url(client, admin_headers, channel, r), 30, tmp_path / "live.mp4")
     assert stream["codec_name"] == "h264" and stream["width"] == 320
     assert int(stream["nb_read_frames"]) == 30  # starts on a key frame: every frame decodes
     # The channel's register status is the device's, not the stream's.
@@ -125,19 +150,9 @@ def test_the_sub_stream_is_a_session_of_its_own_and_never_recorded(
     assert set(views) == {0, 1} and views[1].key == f"{channel}@1"
     assert views[0].key == channel and views[0].ssrc != views[1].ssrc
     # The device sends its smaller sub stream (the simulator's is half the size each way).
-    stream = watch(sub.json()["url"], 10, tmp_path / "sub.mp4")
+    stream = watch(direct_url(client, admin_headers, channel, sub, "sub"), 10, tmp_path / "sub.mp4")
     assert (stream["width"], stream["height"]) == (160, 90)
-    # The main stream's worker may not have reported its live port when the first ticket was
-    # issued (that ticket then offers the relay only, url None): ask again until it has.
-    main_url = wait_until(
-        lambda: (
-            client.post(f"/api/v1/channels/{channel}/live/ticket", headers=admin_headers)
-            .json()
-            .get("url")
-        ),
-        10,
-        "a direct live URL for the main stream",
-    )
+    main_url = direct_url(client, admin_headers, channel, main)
     assert watch(main_url, 5, tmp_path / "main.mp4")["width"] == 320
     # Only the main stream is recorded; the sub stream ends when nobody watches it.
     events.segments(channel, 2, 30)
@@ -170,7 +185,8 @@ def test_one_stream_serves_every_viewer_and_churn_leaks_nothing(
         ]
         assert [t.status_code for t in tickets] == [200, 200, 200], tickets[-1].text
         assert sorted(s.channel_id for s in streams.sessions()) == [first, second]
-        stream = watch(tickets[2].json()["url"], 5, tmp_path / "churn.mp4")
+        url = direct_url(client, admin_headers, first, tickets[2])
+        stream = watch(url, 5, tmp_path / "churn.mp4")
         assert stream["codec_name"] == "h264"
         streams.idle_seconds = 0.5
         wait_until(lambda: streams.sessions() == [], 15, "both streams closed")
